@@ -1,0 +1,186 @@
+"""What each kind of plugin component must provide.
+
+A plugin's registration hook returns *classes*; the core picks one by name and
+instantiates it. Every component class carries two class attributes:
+
+``name``
+    The name users write in the config (``compression: {algorithm: zstd}``).
+    Unique within its kind across all installed plugins.
+``options_schema``
+    A JSON Schema (Draft 2020-12) object schema whose ``properties`` are the extra
+    keys this component accepts in its config block. The core merges it into the
+    assembled config schema, so typos in plugin options are caught at load time.
+
+Rules are written as MUST; the contract tests in :mod:`vger.testing` check them.
+The hot path calls components directly (one call per chunk), never per byte and
+never through a pluggy dispatch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import IO, Any, ClassVar, Protocol, runtime_checkable
+
+Buffer = bytes | bytearray | memoryview
+
+
+@runtime_checkable
+class Chunker(Protocol):
+    """Content-defined chunking.
+
+    Rules:
+    - ``split(buf)`` MUST return chunk lengths that add up to ``len(buf)``; every
+      length except the last MUST lie in ``[min_size, max_size]``; the last MAY be
+      shorter (the buffer ended).
+    - The result MUST depend only on the bytes, so equal content cuts equally.
+    - MUST be safe to call from several threads at once (the pipeline chunks files
+      in parallel) and SHOULD release the GIL while scanning.
+    """
+
+    name: ClassVar[str]
+    options_schema: ClassVar[Mapping[str, Any]]
+
+    def __init__(self, min_size: int, avg_size: int, max_size: int, options: Mapping[str, Any]) -> None: ...
+
+    def split(self, buf: Buffer) -> list[int]: ...
+
+
+@runtime_checkable
+class Compressor(Protocol):
+    """Per-chunk compression.
+
+    Rules:
+    - ``tag`` is one byte (0-255) written in front of every compressed blob, so a
+      repository can mix algorithms; it MUST never change once published.
+    - ``decompress(data, plain_size)`` MUST return exactly ``plain_size`` bytes or
+      raise :class:`vger.errors.CorruptData`, and MUST NOT allocate more than
+      ``plain_size`` for output (input may come from a hostile repository).
+    - ``compress`` and ``decompress`` MUST be safe to call from several threads.
+    """
+
+    name: ClassVar[str]
+    tag: ClassVar[int]
+    options_schema: ClassVar[Mapping[str, Any]]
+
+    def __init__(self, options: Mapping[str, Any]) -> None: ...
+
+    def compress(self, data: Buffer) -> bytes: ...
+
+    def decompress(self, data: Buffer, plain_size: int) -> bytes: ...
+
+
+@runtime_checkable
+class Cipher(Protocol):
+    """Authenticated encryption of one object.
+
+    Rules:
+    - ``encrypt(nonce, plaintext, aad)`` returns ciphertext followed by a
+      ``tag_size``-byte tag; ``decrypt`` MUST raise
+      :class:`vger.errors.IntegrityError` when anything (ciphertext, tag, nonce or
+      aad) was altered, and never return unauthenticated bytes.
+    - ``encrypts`` is False only for the ``none`` cipher, which still detects
+      corruption with a checksum but hides nothing.
+    - MUST be safe to call from several threads.
+    """
+
+    name: ClassVar[str]
+    encrypts: ClassVar[bool]
+    key_size: ClassVar[int]
+    nonce_size: ClassVar[int]
+    tag_size: ClassVar[int]
+    options_schema: ClassVar[Mapping[str, Any]]
+
+    def __init__(self, key: bytes) -> None: ...
+
+    def encrypt(self, nonce: bytes, plaintext: Buffer, aad: bytes) -> bytes: ...
+
+    def decrypt(self, nonce: bytes, data: Buffer, aad: bytes) -> bytes: ...
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """A flat key/value store holding one repository.
+
+    Keys are relative, ``/``-separated, made of ``[a-z0-9._-]`` segments
+    (``packs/ab/ab12...``). Rules:
+    - ``put`` MUST be atomic: a reader sees the whole object or nothing, even if
+      the writer dies half-way. Durable when ``put`` returns (fsync on local disk).
+    - ``get``/``get_range``/``size``/``delete`` on a missing key MUST raise
+      :class:`vger.errors.ObjectNotFound`.
+    - ``get_range(key, offset, length)`` MUST return exactly ``length`` bytes or raise.
+    - ``list(prefix)`` yields every key under ``prefix`` (recursively), in any order.
+    - Failures MUST be mapped onto :class:`vger.errors.TransientStorageError` (retry
+      may help) or :class:`vger.errors.PermanentStorageError`.
+    - MUST be safe to use from several threads.
+    """
+
+    schemes: ClassVar[tuple[str, ...]]
+    name: ClassVar[str]
+    options_schema: ClassVar[Mapping[str, Any]]
+
+    def __init__(self, url: str, options: Mapping[str, Any]) -> None: ...
+
+    @property
+    def location(self) -> str:
+        """Human-readable location used in messages (a path or url, no secrets)."""
+        ...
+
+    def create(self) -> None:
+        """Make the (empty) base location; raise RepositoryExists if it holds anything."""
+        ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes: ...
+
+    def put(self, key: str, data: Buffer) -> None: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def size(self, key: str) -> int: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> Iterator[str]: ...
+
+    def close(self) -> None: ...
+
+
+class DumpStream(Protocol):
+    """One dump a :class:`DumpSource` produces: a name in the snapshot and a byte stream."""
+
+    name: str
+
+    def open(self) -> IO[bytes]: ...
+
+    def finish(self) -> None:
+        """Called after the stream was read to the end; raise VgerError if the tool failed."""
+        ...
+
+
+@runtime_checkable
+class DumpSource(Protocol):
+    """A database (or other) dump streamed into a snapshot as files."""
+
+    name: ClassVar[str]
+    options_schema: ClassVar[Mapping[str, Any]]
+
+    def __init__(self, options: Mapping[str, Any]) -> None: ...
+
+    def dumps(self) -> Iterator[DumpStream]: ...
+
+
+@runtime_checkable
+class Monitor(Protocol):
+    """A monitoring service pinged at start, success and failure.
+
+    ``ping`` MUST NOT raise for network problems it can foresee; the core also
+    isolates it, so a monitor can never change a backup's outcome.
+    """
+
+    name: ClassVar[str]
+    options_schema: ClassVar[Mapping[str, Any]]
+
+    def __init__(self, options: Mapping[str, Any]) -> None: ...
+
+    def ping(self, state: str, payload: Mapping[str, Any]) -> None: ...
