@@ -1,0 +1,44 @@
+# One entry point for people and CI. `make demo` and `make test` work on a fresh
+# clone: they create the virtual environment and install everything they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO := demo
+
+.PHONY: setup demo test lint typecheck unit clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# A real round trip: sample folder -> encrypted local repository -> restore -> compare.
+demo: setup
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/sample/docs $(DEMO)/sample/photos
+	$(PY) -c "import os,random; r=random.Random(1); [open(f'$(DEMO)/sample/docs/note{i}.txt','w').write(f'note {i}\n'*r.randint(1,2000)) for i in range(50)]; open('$(DEMO)/sample/photos/raw.bin','wb').write(os.urandom(8<<20))"
+	cp $(DEMO)/sample/photos/raw.bin $(DEMO)/sample/photos/copy-of-raw.bin
+	ln -s docs/note1.txt $(DEMO)/sample/shortcut
+	printf 'repositories:\n  - url: ./repo\n    label: local\nsources:\n  - %s\n' "$(CURDIR)/$(DEMO)/sample" > $(DEMO)/vger.yaml
+	cd $(DEMO) && VGER_PASSPHRASE=demo-passphrase VGER_CACHE_DIR=cache ../$(VENV)/bin/vger init
+	cd $(DEMO) && VGER_PASSPHRASE=demo-passphrase VGER_CACHE_DIR=cache ../$(VENV)/bin/vger backup --stats
+	cd $(DEMO) && VGER_PASSPHRASE=demo-passphrase VGER_CACHE_DIR=cache ../$(VENV)/bin/vger backup
+	cd $(DEMO) && VGER_PASSPHRASE=demo-passphrase ../$(VENV)/bin/vger list
+	cd $(DEMO) && VGER_PASSPHRASE=demo-passphrase ../$(VENV)/bin/vger restore --snapshot latest --dest restored
+	cd $(DEMO) && VGER_PASSPHRASE=demo-passphrase ../$(VENV)/bin/vger check --verify-data
+	diff -r $(DEMO)/sample $(DEMO)/restored$(CURDIR)/$(DEMO)/sample && echo "demo: restore is byte-identical"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check vger plugins || true
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+test: setup lint typecheck
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(DEMO) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

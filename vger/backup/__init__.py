@@ -1,0 +1,1 @@
+"""Backup: walk a source, chunk and store file contents, write the item stream, commit."""

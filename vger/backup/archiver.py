@@ -1,0 +1,370 @@
+"""Back up one source into one repository: the backup pipeline.
+
+Shape of the pipeline (why it is fast without per-byte Python):
+
+* The main thread walks the tree and builds items (stat, names, xattrs).
+* Each regular file whose cache entry does not match is handed to a worker
+  thread that reads it in large blocks and runs chunking (pyfastcdc), hashing
+  (BLAKE2b), compression (lz4/zstd) and encryption (AES-GCM/ChaCha20): all four
+  release the GIL, so workers really run in parallel.
+* Results are consumed in walk order, so the item stream is deterministic; the
+  queue of files in flight is bounded, so memory is too.
+* Packs are uploaded by their own threads (:class:`BlobWriter`).
+"""
+
+from __future__ import annotations
+
+import errno
+import getpass
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from vger import __version__
+from vger.backup.filecache import Chunks, FilesCache
+from vger.backup.metadata import base_item, item_type, read_xattrs
+from vger.backup.walker import Walker, WalkOptions
+from vger.interfaces import Chunker, Compressor
+from vger.repository import format as fmt
+from vger.repository.items import ITEMS_AVG, ITEMS_MAX, ITEMS_MIN, Item, ItemStreamWriter
+from vger.repository.repository import Repository
+from vger.repository.snapshot import Snapshot, SnapshotStats
+from vger.repository.writer import BlobWriter
+
+
+class Progress(Protocol):
+    def file_done(self, path: bytes, size: int) -> None: ...
+
+    def bytes_read(self, count: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What the archiver needs to know about a source (decoupled from the config model)."""
+
+    label: str
+    paths: Sequence[str]
+    walk: WalkOptions = WalkOptions()
+    xattrs: bool = True
+
+
+@dataclass
+class BackupResult:
+    source_label: str
+    snapshot: Snapshot | None
+    stats: SnapshotStats
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    files_read: int = 0
+    bytes_read: int = 0
+    cache_hits: int = 0
+    new_chunks: int = 0
+    duration: float = 0.0
+    dry_run: bool = False
+
+
+@dataclass
+class _FileOutcome:
+    chunks: Chunks
+    size: int
+    compressed: int
+    deduplicated: int
+    error: str | None = None
+
+
+class Archiver:
+    """Runs one backup. Not reusable: make one per (source, repository)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        chunker: Chunker,
+        compressor: Compressor,
+        meta_chunker_factory: Callable[[int, int, int], Chunker],
+        source: SourceSpec,
+        *,
+        threads: int = 0,
+        pack_size: int = 32 * 1024 * 1024,
+        label: str = "",
+        progress: Progress | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self.repo = repo
+        self.chunker = chunker
+        self.compressor = compressor
+        self.meta_chunker = meta_chunker_factory(ITEMS_MIN, ITEMS_AVG, ITEMS_MAX)
+        self.source = source
+        self.threads = threads if threads > 0 else (os.cpu_count() or 2)
+        self.pack_size = pack_size
+        self.label = label
+        self.progress = progress
+        self.dry_run = dry_run
+        max_size = getattr(chunker, "max_size", 8 * 1024 * 1024)
+        # A read block several times the largest chunk keeps the carried-over
+        # tail (at most one chunk) a small fraction of each read.
+        self._block = max(32 * 1024 * 1024, 4 * max_size)
+        self._buffer_size = self._block + max_size
+        self._local = threading.local()
+        self._writer: BlobWriter | None = None
+        self._stats_lock = threading.Lock()
+        self._bytes_read = 0
+
+    # -- per-file work (worker threads) ---------------------------------------
+    def _buffer(self) -> bytearray:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = bytearray(self._buffer_size)
+            self._local.buf = buf
+        return buf  # type: ignore[no-any-return]
+
+    def _read_file(self, path: bytes) -> _FileOutcome:
+        try:
+            return self._chunk_file(path)
+        except OSError as exc:
+            reason = "vanished before it could be read" if exc.errno == errno.ENOENT else exc.strerror
+            return _FileOutcome([], 0, 0, 0, error=f"cannot read: {reason}")
+
+    def _open(self, path: bytes) -> int:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        noatime = getattr(os, "O_NOATIME", 0)
+        if noatime:
+            try:
+                return os.open(path, flags | noatime)
+            except PermissionError:
+                pass  # O_NOATIME needs ownership or CAP_FOWNER
+        return os.open(path, flags)
+
+    def _chunk_file(self, path: bytes) -> _FileOutcome:
+        writer = self._writer
+        assert writer is not None
+        hasher = self.repo.hasher
+        buf = self._buffer()
+        view = memoryview(buf)
+        chunks: Chunks = []
+        total = compressed = deduplicated = 0
+        carry = 0
+        fd = self._open(path)
+        try:
+            while True:
+                filled = carry
+                while filled < len(buf):
+                    n = os.readv(fd, [view[filled:]])
+                    if n == 0:
+                        break
+                    filled += n
+                got = filled - carry
+                total += got
+                if got:
+                    self._count_read(got)
+                eof = filled < len(buf)
+                if filled == 0:
+                    break
+                lengths = self.chunker.split(view[:filled])
+                if not eof and len(lengths) > 1:
+                    lengths.pop()  # cut by the buffer end, not by content: carry it over
+                pos = 0
+                for length in lengths:
+                    piece = view[pos : pos + length]
+                    chunk_id = hasher(piece)
+                    is_new, stored = writer.store(chunk_id, piece)
+                    chunks.append((chunk_id, length))
+                    compressed += stored
+                    if is_new:
+                        deduplicated += stored
+                    pos += length
+                carry = filled - pos
+                if carry:
+                    view[:carry] = bytes(view[pos:filled])
+                if eof:
+                    break
+        finally:
+            os.close(fd)
+        return _FileOutcome(chunks, total, compressed, deduplicated)
+
+    def _count_read(self, count: int) -> None:
+        with self._stats_lock:
+            self._bytes_read += count
+        if self.progress:
+            self.progress.bytes_read(count)
+
+    # -- the main loop ------------------------------------------------------------
+    def run(self) -> BackupResult:
+        start = time.time()
+        stats = SnapshotStats()
+        result = BackupResult(self.source.label, None, stats, dry_run=self.dry_run)
+        cache = FilesCache(self.repo.id_hex, self.source.label)
+        cache.load()
+        index = self.repo.index
+        if self.dry_run:
+            self._dry_run(result, cache, index)
+            result.duration = time.time() - start
+            return result
+        writer = BlobWriter(self.repo, self.compressor, self.pack_size, upload_threads=2)
+        self._writer = writer
+
+        def store_meta(piece: memoryview) -> bytes:
+            chunk_id = self.repo.hasher(piece)
+            writer.store(chunk_id, piece, fmt.BLOB_ITEMS)
+            return chunk_id
+
+        items = ItemStreamWriter(self.meta_chunker, store_meta)
+        hardlinks: dict[tuple[int, int], bytes] = {}
+        pending: deque[tuple[Item, Future[_FileOutcome] | None, os.stat_result, bytes]] = deque()
+        max_pending = self.threads * 16
+        walker = Walker(self.source.walk)
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-chunk")
+        try:
+            for root in self.source.paths:
+                for entry in walker.walk(root):
+                    st = entry.st
+                    kind = item_type(st.st_mode)
+                    if kind is None:
+                        continue
+                    rel = entry.path.lstrip(b"/")
+                    item = base_item(rel, kind, st)
+                    future: Future[_FileOutcome] | None = None
+                    if self.source.xattrs:
+                        try:
+                            xattrs = read_xattrs(entry.path)
+                        except OSError as exc:
+                            result.errors.append((os.fsdecode(entry.path), f"cannot read xattrs: {exc.strerror}"))
+                            xattrs = []
+                        if xattrs:
+                            item["xattrs"] = xattrs
+                    if kind == "file":
+                        link_key = (st.st_dev, st.st_ino)
+                        first = hardlinks.get(link_key) if st.st_nlink > 1 else None
+                        if first is not None:
+                            item["type"] = "hardlink"
+                            item["target"] = first
+                        else:
+                            if st.st_nlink > 1:
+                                hardlinks[link_key] = rel
+                            cached = cache.lookup(entry.path, st, index)
+                            if cached is not None:
+                                item["chunks"] = [list(c) for c in cached]
+                                item["size"] = st.st_size
+                                cache.remember(entry.path, st, cached)
+                                stats.files += 1
+                                stats.original_size += st.st_size
+                                stats.compressed_size += sum(index.stored_length(c) for c, _ in cached)
+                                if self.progress:
+                                    self.progress.bytes_read(st.st_size)
+                                    self.progress.file_done(entry.path, st.st_size)
+                            else:
+                                future = pool.submit(self._read_file, entry.path)
+                                result.files_read += 1
+                    elif kind == "symlink":
+                        try:
+                            item["target"] = os.readlink(entry.path)
+                        except OSError as exc:
+                            result.errors.append((os.fsdecode(entry.path), f"cannot read link: {exc.strerror}"))
+                            continue
+                    elif kind == "device":
+                        item["rdev"] = st.st_rdev
+                    pending.append((item, future, st, entry.path))
+                    self._drain(pending, items, cache, stats, result, block=len(pending) > max_pending)
+            self._drain(pending, items, cache, stats, result, block=True, everything=True)
+            for path, message in ((e.path, e.message) for e in walker.errors):
+                result.errors.append((os.fsdecode(path), message))
+            item_ids = items.finish()
+            writer.finish()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            writer.abort()
+            raise
+        pool.shutdown(wait=True)
+        stats.errors = len(result.errors)
+        snap = Snapshot(
+            id=os.urandom(32),
+            time_start=start,
+            time_end=time.time(),
+            hostname=socket.gethostname(),
+            username=_username(),
+            source_label=self.source.label,
+            source_paths=[os.path.abspath(p) for p in self.source.paths],
+            label=self.label,
+            chunker={
+                "algorithm": getattr(self.chunker, "name", "?"),
+                "min_size": getattr(self.chunker, "min_size", 0),
+                "avg_size": getattr(self.chunker, "avg_size", 0),
+                "max_size": getattr(self.chunker, "max_size", 0),
+            },
+            items=item_ids,
+            stats=stats,
+            item_count=items.count,
+            vger_version=__version__,
+        )
+        self.repo.put_snapshot(snap)
+        cache.save()
+        result.snapshot = snap
+        result.bytes_read = self._bytes_read
+        result.cache_hits = cache.hits
+        result.new_chunks = writer.new_chunks
+        result.duration = time.time() - start
+        return result
+
+    def _drain(
+        self,
+        pending: deque[tuple[Item, Future[_FileOutcome] | None, os.stat_result, bytes]],
+        items: ItemStreamWriter,
+        cache: FilesCache,
+        stats: SnapshotStats,
+        result: BackupResult,
+        *,
+        block: bool,
+        everything: bool = False,
+    ) -> None:
+        """Write finished items in walk order; with ``block`` wait for the oldest."""
+        while pending:
+            item, future, st, path = pending[0]
+            if future is not None:
+                if not future.done() and not block:
+                    return
+                outcome = future.result()
+                if outcome.error is not None:
+                    pending.popleft()
+                    result.errors.append((os.fsdecode(path), outcome.error))
+                    continue
+                item["chunks"] = [list(c) for c in outcome.chunks]
+                item["size"] = outcome.size
+                stats.files += 1
+                stats.original_size += outcome.size
+                stats.compressed_size += outcome.compressed
+                stats.deduplicated_size += outcome.deduplicated
+                if outcome.size == st.st_size:
+                    cache.remember(path, st, outcome.chunks)
+                if self.progress:
+                    self.progress.file_done(path, outcome.size)
+            pending.popleft()
+            items.add(item)
+            if not everything:
+                block = False
+
+    def _dry_run(self, result: BackupResult, cache: FilesCache, index: Any) -> None:
+        """Walk and consult the files cache only: report what a backup would read."""
+        walker = Walker(self.source.walk)
+        stats = result.stats
+        for root in self.source.paths:
+            for entry in walker.walk(root):
+                if item_type(entry.st.st_mode) != "file":
+                    continue
+                stats.files += 1
+                stats.original_size += entry.st.st_size
+                if cache.lookup(entry.path, entry.st, index) is None:
+                    result.files_read += 1
+                    result.bytes_read += entry.st.st_size
+        result.errors.extend((os.fsdecode(e.path), e.message) for e in walker.errors)
+        result.cache_hits = cache.hits
+
+
+def _username() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())

@@ -1,0 +1,88 @@
+"""The files cache: skip reading files that have not changed since the last backup.
+
+A file is "unchanged" when inode, size, mtime and ctime (nanoseconds) all match
+what was recorded, and every chunk it had is still in the repository index
+(``compact`` may have removed some). ctime is included because it cannot be
+set from user space, so a file edited and then ``touch``ed back still gets read.
+
+One cache file per (repository, source label) under the user's cache folder,
+so concurrent backups of different sources never clobber each other's cache.
+Entries not seen for ``MAX_AGE`` backups are dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import platformdirs
+
+MAX_AGE = 20
+CACHE_ENV = "VGER_CACHE_DIR"
+
+Chunks = list[tuple[bytes, int]]
+
+
+def cache_root() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    return Path(env) if env else Path(platformdirs.user_cache_dir("vger"))
+
+
+class FilesCache:
+    def __init__(self, repo_id_hex: str, source_label: str) -> None:
+        name = hashlib.blake2b(source_label.encode(), digest_size=8).hexdigest()
+        self.path = cache_root() / repo_id_hex / f"files-{name}"
+        self._old: dict[bytes, tuple[int, int, int, int, int, Chunks]] = {}
+        self._new: dict[bytes, tuple[int, int, int, int, int, Chunks]] = {}
+        self.hits = 0
+
+    def load(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                unpacker = msgpack.Unpacker(fh, raw=False, use_list=False, max_buffer_size=1 << 30)
+                for path, ino, size, mtime, ctime, age, chunks in unpacker:
+                    self._old[path] = (ino, size, mtime, ctime, age, chunks)
+        except FileNotFoundError:
+            return
+        except Exception:
+            # A damaged cache only costs speed: start over rather than fail a backup.
+            self._old.clear()
+
+    def lookup(self, path: bytes, st: os.stat_result, index: Any) -> Chunks | None:
+        entry = self._old.get(path)
+        if entry is None:
+            return None
+        ino, size, mtime, ctime, _age, chunks = entry
+        if (ino, size, mtime, ctime) != (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+            return None
+        if not all(chunk_id in index for chunk_id, _ in chunks):
+            return None
+        self.hits += 1
+        return list(chunks)
+
+    def remember(self, path: bytes, st: os.stat_result, chunks: Chunks) -> None:
+        self._new[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, 0, chunks)
+
+    def save(self) -> None:
+        """Write atomically; ageing entries that this backup did not see."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".files-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                packer = msgpack.Packer(use_bin_type=True)
+                for path, (ino, size, mtime, ctime, age, chunks) in self._new.items():
+                    fh.write(packer.pack((path, ino, size, mtime, ctime, age, chunks)))
+                for path, (ino, size, mtime, ctime, age, chunks) in self._old.items():
+                    if path not in self._new and age + 1 < MAX_AGE:
+                        fh.write(packer.pack((path, ino, size, mtime, ctime, age + 1, chunks)))
+            os.replace(tmp, self.path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise

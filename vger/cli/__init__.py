@@ -1,0 +1,1 @@
+"""The ``vger`` command line (click)."""

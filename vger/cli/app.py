@@ -1,0 +1,124 @@
+"""Per-invocation state shared by the commands: config, plugins, repositories."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from vger.config import load_config
+from vger.config.model import Config, RepositoryConfig, SourceConfig
+from vger.crypto.passphrase import get_passphrase
+from vger.errors import ConfigError, VgerError
+from vger.interfaces import Chunker, Compressor
+from vger.pluginmanager import Registry, load_plugins
+from vger.repository.repository import Repository
+from vger.storage import open_backend
+
+log = logging.getLogger("vger")
+
+
+@dataclass
+class App:
+    config_path: str | None = None
+    repo_selector: str | None = None
+    verbose: int = 0
+    quiet: bool = False
+    json: bool = False
+    _opened: list[Repository] = field(default_factory=list)
+
+    @cached_property
+    def _loaded(self) -> tuple[Config, Registry]:
+        return load_config(self.config_path, lambda disabled: load_plugins(disabled))
+
+    @property
+    def config(self) -> Config:
+        return self._loaded[0]
+
+    @property
+    def registry(self) -> Registry:
+        return self._loaded[1]
+
+    # -- selection -------------------------------------------------------------
+    def repositories(self) -> list[RepositoryConfig]:
+        repos = list(self.config.repositories)
+        if self.repo_selector is None:
+            return repos
+        chosen = [r for r in repos if self.repo_selector in (r.label, r.url)]
+        if not chosen:
+            labels = ", ".join(r.label for r in repos)
+            raise ConfigError(f"no repository '{self.repo_selector}' in the config; configured: {labels}")
+        return chosen
+
+    def sources(self, repo: RepositoryConfig, labels: tuple[str, ...] = ()) -> list[SourceConfig]:
+        sources = list(self.config.sources_for(repo))
+        if labels:
+            known = {s.label for s in self.config.sources}
+            unknown = [label for label in labels if label not in known]
+            if unknown:
+                raise ConfigError(
+                    f"no source labelled {', '.join(unknown)}; configured: {', '.join(sorted(known))}"
+                )
+            sources = [s for s in sources if s.label in labels]
+        return sources
+
+    # -- components --------------------------------------------------------------
+    def compressor(self, repo: RepositoryConfig) -> Compressor:
+        cls = self.registry.get("compressor", repo.compression.algorithm)
+        comp: Compressor = cls(dict(repo.compression.options))
+        return comp
+
+    def chunker(self, min_size: int | None = None, avg: int | None = None, max_size: int | None = None) -> Chunker:
+        cfg = self.config.chunker
+        cls = self.registry.get("chunker", cfg.algorithm)
+        chunker: Chunker = cls(
+            min_size or cfg.min_size, avg or cfg.avg_size, max_size or cfg.max_size, dict(cfg.options)
+        )
+        return chunker
+
+    def chunker_factory(self) -> Any:
+        return lambda lo, avg, hi: self.chunker(lo, avg, hi)
+
+    # -- repositories --------------------------------------------------------------
+    def backend(self, repo: RepositoryConfig) -> Any:
+        return open_backend(repo.url, repo.options, self.registry)
+
+    def passphrase(self, repo: RepositoryConfig, confirm: bool = False) -> Any:
+        enc = repo.encryption
+        return lambda: get_passphrase(enc.passphrase, enc.passcommand, confirm=confirm, what=repo.label)
+
+    def open_repo(self, repo: RepositoryConfig) -> Repository:
+        backend = self.backend(repo)
+        opened = Repository.open(
+            backend,
+            self.registry,
+            self.passphrase(repo),
+            allow_unencrypted=repo.encryption.mode == "none",
+            label=repo.label,
+        )
+        self._opened.append(opened)
+        return opened
+
+    @contextmanager
+    def each_repo(self) -> Iterator[Iterator[tuple[RepositoryConfig, Repository]]]:
+        """Open the selected repositories one by one, closing their backends afterwards."""
+
+        def gen() -> Iterator[tuple[RepositoryConfig, Repository]]:
+            for cfg in self.repositories():
+                repo = self.open_repo(cfg)
+                try:
+                    yield cfg, repo
+                finally:
+                    repo.backend.close()
+
+        yield gen()
+
+    def close(self) -> None:
+        for repo in self._opened:
+            try:
+                repo.backend.close()
+            except VgerError:
+                pass

@@ -1,0 +1,167 @@
+"""``vger backup``: one snapshot per source per repository."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import click
+
+from vger.backup.archiver import Archiver, BackupResult, SourceSpec
+from vger.backup.walker import WalkOptions
+from vger.cli.app import App
+from vger.cli.output import emit_json, error_line, human_size, stdout_is_tty, warn
+from vger.cli.progress import ProgressDisplay
+from vger.config.model import RepositoryConfig, SourceConfig
+from vger.errors import EXIT_ERROR, EXIT_PARTIAL, VgerError
+from vger.repository.repository import Repository
+
+
+def _spec(source: SourceConfig) -> SourceSpec:
+    return SourceSpec(
+        label=source.label,
+        paths=tuple(source.paths),
+        walk=WalkOptions(
+            exclude=tuple(source.exclude),
+            exclude_if_present=tuple(source.exclude_if_present),
+            one_file_system=source.one_file_system,
+            git_ignore=source.git_ignore,
+        ),
+        xattrs=source.xattrs,
+    )
+
+
+def _expected_size(repo: Repository, label: str) -> int | None:
+    """The last snapshot of this source, as the best guess of this run's size (for the ETA)."""
+    try:
+        previous = [s for s in repo.snapshots() if s.source_label == label]
+    except VgerError:
+        return None
+    return previous[-1].stats.original_size if previous else None
+
+
+def result_doc(cfg: RepositoryConfig, result: BackupResult) -> dict[str, Any]:
+    snap = result.snapshot
+    return {
+        "repository": cfg.label,
+        "source_label": result.source_label,
+        "snapshot": snap.hex_id if snap else None,
+        "dry_run": result.dry_run,
+        "stats": {
+            "files": result.stats.files,
+            "original_size": result.stats.original_size,
+            "compressed_size": result.stats.compressed_size,
+            "deduplicated_size": result.stats.deduplicated_size,
+            "files_read": result.files_read,
+            "bytes_read": result.bytes_read,
+            "cache_hits": result.cache_hits,
+            "new_chunks": result.new_chunks,
+            "duration": round(result.duration, 3),
+        },
+        "errors": [{"path": p, "error": m} for p, m in result.errors],
+    }
+
+
+def run_backup(
+    app: App, source_labels: tuple[str, ...] = (), label: str = "", dry_run: bool = False, stats: bool = False
+) -> int:
+    """Back up every selected source into every selected repository; returns the exit code."""
+    docs: list[dict[str, Any]] = []
+    exit_code = 0
+    for cfg in app.repositories():
+        sources = app.sources(cfg, source_labels)
+        if not sources:
+            continue
+        try:
+            repo = app.open_repo(cfg)
+        except VgerError as exc:
+            error_line(f"{cfg.label}: {exc}")
+            exit_code = EXIT_ERROR
+            continue
+        for source in sources:
+            try:
+                result = _backup_one(app, cfg, repo, source, label, dry_run)
+            except VgerError as exc:
+                error_line(f"{cfg.label}: source {source.label}: {exc}")
+                exit_code = EXIT_ERROR
+                continue
+            docs.append(result_doc(cfg, result))
+            for path, message in result.errors:
+                warn(f"{path}: {message}")
+            if result.errors and exit_code == 0:
+                exit_code = EXIT_PARTIAL
+            if not app.json and not app.quiet:
+                _print_result(cfg, result, stats)
+    if app.json:
+        emit_json(docs)
+    return exit_code
+
+
+def _backup_one(
+    app: App, cfg: RepositoryConfig, repo: Repository, source: SourceConfig, label: str, dry_run: bool
+) -> BackupResult:
+    archiver_progress = None
+    display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if stdout_is_tty() and not app.quiet and not app.json:
+        display = archiver_progress = ProgressDisplay(
+            f"{source.label} -> {cfg.label}", _expected_size(repo, source.label)
+        )
+    for path in source.paths:
+        if not os.path.exists(path):
+            raise VgerError(f"source path {path} does not exist")
+    with display:
+        archiver = Archiver(
+            repo,
+            app.chunker(),
+            app.compressor(cfg),
+            app.chunker_factory(),
+            _spec(source),
+            threads=cfg.limits.max_threads,
+            pack_size=cfg.min_pack_size,
+            label=label,
+            progress=archiver_progress,
+            dry_run=dry_run,
+        )
+        return archiver.run()
+
+
+def _print_result(cfg: RepositoryConfig, result: BackupResult, stats: bool) -> None:
+    s = result.stats
+    if result.dry_run:
+        click.echo(
+            f"{cfg.label}: {result.source_label}: dry run: {s.files} files, {human_size(s.original_size)}; "
+            f"would read {result.files_read} files ({human_size(result.bytes_read)})"
+        )
+        return
+    snap = result.snapshot
+    assert snap is not None
+    click.echo(
+        f"{cfg.label}: {result.source_label}: snapshot {snap.short_id}: {s.files} files, "
+        f"{human_size(s.original_size)} (added {human_size(s.deduplicated_size)}) in {result.duration:.1f}s"
+    )
+    if stats:
+        rate = result.bytes_read / result.duration / 2**20 if result.duration else 0.0
+        rows = [
+            ("original size", human_size(s.original_size)),
+            ("compressed size", human_size(s.compressed_size)),
+            ("deduplicated size", human_size(s.deduplicated_size)),
+            ("files read / from cache", f"{result.files_read} / {result.cache_hits}"),
+            ("bytes read", f"{human_size(result.bytes_read)} ({rate:.0f} MiB/s)"),
+            ("new chunks", str(result.new_chunks)),
+        ]
+        for name, value in rows:
+            click.echo(f"  {name:<24} {value}")
+
+
+@click.command("backup")
+@click.option("-S", "--source", "sources", multiple=True, help="Only this source label (repeatable).")
+@click.option("--label", default="", help="A free-text label stored with the snapshot.")
+@click.option("--dry-run", is_flag=True, help="Show what would be read; write nothing.")
+@click.option("--stats", is_flag=True, help="Print detailed statistics.")
+@click.pass_obj
+def command(app: App, sources: tuple[str, ...], label: str, dry_run: bool, stats: bool) -> None:
+    """Back up every source into every repository (one snapshot per source per repository)."""
+    code = run_backup(app, sources, label, dry_run, stats)
+    if code:
+        raise click.exceptions.Exit(code)

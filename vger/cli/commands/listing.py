@@ -1,0 +1,100 @@
+"""``vger list``: snapshots, or the entries of one snapshot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import stat
+from typing import Any
+
+import click
+
+from vger.cli.app import App
+from vger.cli.output import emit_json, human_size, table
+from vger.config.model import RepositoryConfig
+from vger.repository.items import display_path
+from vger.repository.snapshot import Snapshot
+from vger.restore.restorer import describe
+
+
+def snapshot_doc(cfg: RepositoryConfig, snap: Snapshot) -> dict[str, Any]:
+    return {
+        "id": snap.hex_id,
+        "short_id": snap.short_id,
+        "time": snap.time_iso,
+        "time_end": dt.datetime.fromtimestamp(snap.time_end, dt.UTC).isoformat().replace("+00:00", "Z"),
+        "source_label": snap.source_label,
+        "label": snap.label,
+        "hostname": snap.hostname,
+        "username": snap.username,
+        "source_paths": snap.source_paths,
+        "repository": cfg.label,
+        "stats": {
+            "files": snap.stats.files,
+            "original_size": snap.stats.original_size,
+            "compressed_size": snap.stats.compressed_size,
+            "deduplicated_size": snap.stats.deduplicated_size,
+            "errors": snap.stats.errors,
+        },
+    }
+
+
+@click.command("list")
+@click.option("-S", "--source", "source_label", help="Only snapshots of this source label.")
+@click.option("--last", type=click.IntRange(min=1), help="Only the newest N snapshots.")
+@click.option("--snapshot", "snapshot_ref", help="List the entries inside this snapshot (id, prefix or latest).")
+@click.argument("path", required=False)
+@click.pass_obj
+def command(app: App, source_label: str | None, last: int | None, snapshot_ref: str | None, path: str | None) -> None:
+    """List snapshots, or with --snapshot the entries inside one (optionally below PATH)."""
+    if path and not snapshot_ref:
+        raise click.UsageError("PATH needs --snapshot")
+    docs: list[dict[str, Any]] = []
+    with app.each_repo() as repos:
+        for cfg, repo in repos:
+            if snapshot_ref:
+                snap = repo.resolve_snapshot(snapshot_ref, source_label)
+                prefix = path.strip("/").encode() if path else b""
+                for item in repo.iter_items(snap):
+                    p = item["path"]
+                    if prefix and not (p == prefix or p.startswith(prefix + b"/")):
+                        continue
+                    if app.json:
+                        docs.append(describe(item))
+                    else:
+                        _print_item(item)
+                continue
+            snaps = repo.snapshots()
+            if source_label:
+                snaps = [s for s in snaps if s.source_label == source_label]
+            if last:
+                snaps = snaps[-last:]
+            if app.json:
+                docs.extend(snapshot_doc(cfg, s) for s in snaps)
+                continue
+            if len(app.repositories()) > 1:
+                click.echo(f"{cfg.label}:")
+            rows = [
+                (
+                    s.short_id,
+                    dt.datetime.fromtimestamp(s.time_start).strftime("%Y-%m-%d %H:%M:%S"),
+                    s.source_label,
+                    s.label,
+                    s.hostname,
+                    s.stats.files,
+                    human_size(s.stats.original_size),
+                )
+                for s in snaps
+            ]
+            click.echo(table(("ID", "TIME", "SOURCE", "LABEL", "HOST", "FILES", "SIZE"), rows, right=(5, 6)))
+    if app.json:
+        emit_json(docs)
+
+
+def _print_item(item: dict[str, Any]) -> None:
+    mtime = dt.datetime.fromtimestamp(int(item["mtime"]) / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+    owner = f"{item.get('user', item['uid'])}:{item.get('group', item['gid'])}"
+    line = f"{stat.filemode(item['mode'])} {owner:<16} {item.get('size', 0):>12} {mtime}  {display_path(item['path'])}"
+    if "target" in item:
+        arrow = " => " if item["type"] == "hardlink" else " -> "
+        line += arrow + display_path(item["target"])
+    click.echo(line)

@@ -1,0 +1,83 @@
+"""``vger plugins``: what is installed, from which distribution, and what the config uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from vger.cli.app import App
+from vger.cli.output import emit_json, table, warn
+from vger.config.model import Config
+from vger.errors import ConfigError
+from vger.pluginmanager import load_plugins
+
+
+def _used(config: Config | None) -> set[tuple[str, str]]:
+    if config is None:
+        return set()
+    from vger.storage import url_scheme
+
+    used = {("chunker", config.chunker.algorithm)}
+    for repo in config.repositories:
+        used.add(("compressor", repo.compression.algorithm))
+        if repo.encryption.mode != "auto":
+            used.add(("cipher", repo.encryption.mode))
+        used.add(("scheme", url_scheme(repo.url)))
+    for source in config.sources:
+        for dump in source.dumps:
+            used.add(("dump", str(dump.get("type"))))
+    for monitor in config.monitoring:
+        used.add(("monitor", str(monitor.get("type"))))
+    return used
+
+
+@click.command("plugins")
+@click.pass_obj
+def command(app: App) -> None:
+    """List installed plugins by kind, with distribution, version and whether the config uses them."""
+    config: Config | None
+    try:
+        config = app.config
+        registry = app.registry
+    except ConfigError:
+        config = None  # listing plugins must work before any config exists
+        registry = load_plugins()
+    used = _used(config)
+    rows: list[dict[str, Any]] = []
+    for (kind, name), comp in sorted(registry.components.items()):
+        in_use = (kind, name) in used or (
+            kind == "storage" and any(("scheme", s) in used for s in comp.cls.schemes)
+        )
+        rows.append(
+            {
+                "kind": kind,
+                "name": name,
+                "plugin": comp.source.plugin,
+                "distribution": comp.source.distribution,
+                "version": comp.source.version,
+                "used": in_use if config is not None else None,
+            }
+        )
+    failures = [
+        {"plugin": f.source.plugin, "distribution": f.source.distribution, "version": f.source.version,
+         "reason": f.reason}
+        for f in registry.failures
+    ]
+    if app.json:
+        emit_json({"plugins": rows, "failures": failures, "conflicts": registry.conflicts})
+        return
+    click.echo(
+        table(
+            ("KIND", "NAME", "DISTRIBUTION", "VERSION", "USED"),
+            [
+                (r["kind"], r["name"], r["distribution"], r["version"],
+                 "-" if r["used"] is None else ("yes" if r["used"] else ""))
+                for r in rows
+            ],
+        )
+    )
+    for f in failures:
+        warn(f"plugin '{f['plugin']}' from {f['distribution']} {f['version']} failed to load: {f['reason']}")
+    for conflict in registry.conflicts:
+        warn(conflict)

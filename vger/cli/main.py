@@ -1,0 +1,82 @@
+"""Entry point: global options, error handling, command registration."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from vger import __version__
+from vger.cli.app import App
+from vger.cli.output import error_line
+from vger.errors import EXIT_ERROR, VgerError
+
+
+class VgerGroup(click.Group):
+    """Turns every expected failure into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VgerError as exc:
+            app = ctx.find_object(App)
+            if app is not None and app.verbose >= 2:
+                traceback.print_exc()
+            error_line(str(exc))
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            error_line("interrupted; committed snapshots are intact")
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug: say so, with the traceback only on request
+            app = ctx.find_object(App)
+            if app is not None and app.verbose >= 2:
+                traceback.print_exc()
+            error_line(f"unexpected {type(exc).__name__}: {exc} (run with -vv for details and report it)")
+            ctx.exit(EXIT_ERROR)
+
+
+@click.group(cls=VgerGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Config file to use.")
+@click.option("-R", "--repo", "repo_selector", help="Limit to one repository (label or url).")
+@click.option("-v", "--verbose", count=True, help="More output; -vv shows tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--json", "json_out", is_flag=True, help="Machine-readable output on stdout.")
+@click.version_option(__version__, prog_name="vger")
+@click.pass_context
+def cli(
+    ctx: click.Context, config_path: str | None, repo_selector: str | None, verbose: int, quiet: bool, json_out: bool
+) -> None:
+    """vger: fast, encrypted, deduplicated backups from one YAML file.
+
+    Without a command, runs the cycle for automation: backup, then check.
+    """
+    level = logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
+    if quiet:
+        level = logging.ERROR
+    logging.basicConfig(level=level, format="vger: %(message)s", stream=sys.stderr)
+    app = App(config_path=config_path, repo_selector=repo_selector, verbose=verbose, quiet=quiet, json=json_out)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+    if ctx.invoked_subcommand is None:
+        from vger.cli.commands.cycle import run_cycle
+
+        run_cycle(ctx)
+
+
+def _register() -> None:
+    from vger.cli.commands import backup, check, config, info, init, listing, plugins, restore
+
+    for module in (config, init, backup, listing, restore, info, check, plugins):
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="vger")

@@ -1,0 +1,63 @@
+"""The authenticated envelope every stored object (except ``config``) is wrapped in."""
+
+from __future__ import annotations
+
+import enum
+import os
+
+from vger.errors import CorruptData, IntegrityError
+from vger.interfaces import Buffer, Cipher
+
+NONCE_SIZE = 12
+
+
+class ObjectType(enum.IntEnum):
+    """First byte of every envelope; fed to the AEAD as associated data."""
+
+    MANIFEST = 0x01
+    SNAPSHOT = 0x02
+    CHUNK = 0x03
+    INDEX = 0x04
+    PACK_HEADER = 0x05
+    KEY = 0x06
+    ITEMS = 0x07  # a chunk of a snapshot's item stream (file metadata)
+
+
+_VALID_TYPES = {t.value for t in ObjectType}
+
+
+def seal(cipher: Cipher, obj_type: ObjectType, plaintext: Buffer, extra_aad: bytes = b"") -> bytes:
+    """Encrypt ``plaintext`` as an object of ``obj_type``.
+
+    ``extra_aad`` binds the object to its name (a chunk id, a snapshot id), so a
+    blob cannot be swapped for another one of the same type without detection.
+    """
+    type_byte = bytes((obj_type,))
+    # Random 96-bit nonces: at most 2**32 objects per key keep the collision
+    # risk under 2**-32 (NIST SP 800-38D 8.3); with multi-MiB chunks that is
+    # petabytes per repository key.
+    nonce = os.urandom(NONCE_SIZE)
+    return type_byte + nonce + cipher.encrypt(nonce, plaintext, type_byte + extra_aad)
+
+
+def envelope_type(data: Buffer) -> int:
+    if len(data) < 1 + NONCE_SIZE:
+        raise CorruptData("object too short to be an envelope")
+    return data[0]
+
+
+def unseal(cipher: Cipher, expected: ObjectType, data: Buffer, extra_aad: bytes = b"", what: str = "") -> bytes:
+    """Authenticate and decrypt; raise IntegrityError/CorruptData naming ``what`` otherwise."""
+    label = what or expected.name.lower()
+    if len(data) < 1 + NONCE_SIZE + cipher.tag_size:
+        raise CorruptData(f"{label}: object is truncated ({len(data)} bytes)")
+    found = data[0]
+    if found != expected:
+        name = ObjectType(found).name.lower() if found in _VALID_TYPES else f"unknown type {found}"
+        raise CorruptData(f"{label}: expected a {expected.name.lower()} object, found {name}")
+    view = memoryview(data)
+    nonce = bytes(view[1 : 1 + NONCE_SIZE])
+    try:
+        return cipher.decrypt(nonce, view[1 + NONCE_SIZE :], bytes(view[:1]) + extra_aad)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{label}: {exc}") from exc

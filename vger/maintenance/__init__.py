@@ -1,0 +1,1 @@
+"""Maintenance operations on a repository: check (and later prune, compact, repair)."""

@@ -1,0 +1,93 @@
+"""The chunk index: which pack holds each chunk, and index segments on storage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from vger.errors import CorruptData
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    pack_id: bytes
+    blob_type: int
+    offset: int
+    length: int
+    plain_size: int
+
+
+class ChunkIndex:
+    """chunk id -> location, held in memory.
+
+    Pack ids are interned into a list so each entry stores a small pack number
+    instead of another 32-byte id; entries are plain tuples (no per-entry object).
+    """
+
+    def __init__(self) -> None:
+        self._packs: list[bytes] = []
+        self._pack_numbers: dict[bytes, int] = {}
+        self._entries: dict[bytes, tuple[int, int, int, int, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, chunk_id: object) -> bool:
+        return chunk_id in self._entries
+
+    def _pack_number(self, pack_id: bytes) -> int:
+        number = self._pack_numbers.get(pack_id)
+        if number is None:
+            number = len(self._packs)
+            self._packs.append(pack_id)
+            self._pack_numbers[pack_id] = number
+        return number
+
+    def add(self, chunk_id: bytes, pack_id: bytes, blob_type: int, offset: int, length: int, plain: int) -> None:
+        self._entries[chunk_id] = (self._pack_number(pack_id), blob_type, offset, length, plain)
+
+    def get(self, chunk_id: bytes) -> IndexEntry | None:
+        raw = self._entries.get(chunk_id)
+        if raw is None:
+            return None
+        number, blob_type, offset, length, plain = raw
+        return IndexEntry(self._packs[number], blob_type, offset, length, plain)
+
+    def stored_length(self, chunk_id: bytes) -> int:
+        raw = self._entries.get(chunk_id)
+        return raw[3] if raw else 0
+
+    def items(self) -> Iterator[tuple[bytes, IndexEntry]]:
+        for chunk_id, (number, blob_type, offset, length, plain) in self._entries.items():
+            yield chunk_id, IndexEntry(self._packs[number], blob_type, offset, length, plain)
+
+    def pack_ids(self) -> set[bytes]:
+        return {self._packs[raw[0]] for raw in self._entries.values()}
+
+
+def encode_segment(packs: dict[bytes, list[tuple[bytes, int, int, int, int]]]) -> bytes:
+    """msgpack of ``[[pack_id, [[chunk_id, type, offset, length, plain], ...]], ...]``."""
+    return msgpack.packb([[pack_id, [list(e) for e in entries]] for pack_id, entries in packs.items()])  # type: ignore[no-any-return]
+
+
+def decode_segment(data: bytes, what: str) -> Iterator[tuple[bytes, bytes, int, int, int, int]]:
+    """Yield ``(chunk_id, pack_id, type, offset, length, plain)``; CorruptData on a bad shape."""
+    try:
+        doc: Any = msgpack.unpackb(data, use_list=False)
+    except Exception as exc:
+        raise CorruptData(f"{what}: not valid msgpack: {exc}") from exc
+    try:
+        for pack_id, entries in doc:
+            if not isinstance(pack_id, bytes) or len(pack_id) != 32:
+                raise CorruptData(f"{what}: malformed pack id")
+            for chunk_id, blob_type, offset, length, plain in entries:
+                if not isinstance(chunk_id, bytes) or len(chunk_id) != 32:
+                    raise CorruptData(f"{what}: malformed chunk id")
+                if min(offset, length, plain) < 0:
+                    raise CorruptData(f"{what}: negative offset or length")
+                yield chunk_id, pack_id, int(blob_type), int(offset), int(length), int(plain)
+    except (TypeError, ValueError) as exc:
+        raise CorruptData(f"{what}: malformed index segment: {exc}") from exc

@@ -1,0 +1,108 @@
+"""The item stream: a snapshot's file entries as one msgpack sequence.
+
+Each item is a msgpack map. Paths and link targets are *bytes* (Linux file
+names are bytes, not text) relative to the filesystem root without the leading
+``/`` (like borg and restic, a restore recreates the full source path under the
+destination). Keys:
+
+=========  ===========================================================
+path       bytes, e.g. ``b"home/ann/docs/a.txt"``
+type       ``file``, ``dir``, ``symlink``, ``hardlink``, ``fifo``, ``device``
+mode       full ``st_mode`` (type bits included)
+uid, gid   numeric owner; ``user``/``group`` names when known
+mtime, atime, ctime   nanoseconds since the epoch
+size       bytes (files)
+chunks     ``[[chunk_id, plain_size], ...]`` (files)
+target     bytes: symlink target, or for ``hardlink`` the path of the first link
+rdev       device number (devices)
+xattrs     ``[[name, value], ...]`` as bytes
+=========  ===========================================================
+
+The stream is cut with a small content-defined chunker (about 32 KiB / 128 KiB /
+512 KiB), so unchanged stretches of metadata deduplicate between snapshots, and
+is written and read incrementally: never all items in memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import msgpack
+
+from vger.errors import CorruptData
+from vger.interfaces import Chunker
+
+Item = dict[str, Any]
+
+ITEMS_MIN = 32 * 1024
+ITEMS_AVG = 128 * 1024
+ITEMS_MAX = 512 * 1024
+_FLUSH_AT = 4 * ITEMS_MAX
+
+ITEM_TYPES = ("file", "dir", "symlink", "hardlink", "fifo", "device")
+# Largest single item we accept from a repository (long xattrs, huge chunk lists).
+MAX_ITEM_BYTES = 256 * 1024 * 1024
+
+
+class ItemStreamWriter:
+    """Serializes items and hands finished chunks to ``store`` (which returns the chunk id)."""
+
+    def __init__(self, chunker: Chunker, store: Callable[[memoryview], bytes]) -> None:
+        self._chunker = chunker
+        self._store = store
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._buffer = bytearray()
+        self.chunk_ids: list[bytes] = []
+        self.count = 0
+
+    def add(self, item: Item) -> None:
+        self._buffer += self._packer.pack(item)
+        self.count += 1
+        if len(self._buffer) >= _FLUSH_AT:
+            self._cut(final=False)
+
+    def _cut(self, final: bool) -> None:
+        view = memoryview(self._buffer)
+        lengths = self._chunker.split(view)
+        if not final and lengths:
+            lengths.pop()  # the last piece was cut by the buffer end, not by content
+        pos = 0
+        for length in lengths:
+            self.chunk_ids.append(self._store(view[pos : pos + length]))
+            pos += length
+        view.release()
+        del self._buffer[:pos]
+
+    def finish(self) -> list[bytes]:
+        self._cut(final=True)
+        return self.chunk_ids
+
+
+def iter_items(chunk_ids: Iterable[bytes], fetch: Callable[[bytes], bytes]) -> Iterator[Item]:
+    """Decode items chunk by chunk; memory stays at one chunk plus one item."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_ITEM_BYTES, strict_map_key=True)
+    for chunk_id in chunk_ids:
+        unpacker.feed(fetch(chunk_id))
+        try:
+            for item in unpacker:
+                yield _checked(item)
+        except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+            raise CorruptData(f"item stream is malformed: {exc}") from exc
+    # Bytes left over after the last complete item mean a truncated stream.
+    if unpacker.read_bytes(1):
+        raise CorruptData("item stream ends in the middle of an item")
+
+
+def _checked(item: Any) -> Item:
+    if not isinstance(item, dict):
+        raise CorruptData("item stream holds something that is not an item")
+    path = item.get("path")
+    if not isinstance(path, bytes) or item.get("type") not in ITEM_TYPES:
+        raise CorruptData("item stream holds an item without a valid path or type")
+    return item
+
+
+def display_path(path: bytes) -> str:
+    """A printable form of a path (bytes that are not UTF-8 are escaped)."""
+    return path.decode("utf-8", "backslashreplace")

@@ -1,0 +1,147 @@
+"""Writing new blobs: dedup check, compression, encryption, packing, upload.
+
+Called from many worker threads at once. The rules that keep it correct:
+
+* A chunk id is *claimed* under a lock before it is compressed, so two threads
+  that meet the same new chunk store it once.
+* Index entries become visible (to this process) only after their pack is
+  durable; the index segment is written only after every pack it names; the
+  snapshot only after the index segment. A crash at any point leaves, at worst,
+  unreferenced packs that ``compact`` reclaims.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from vger.crypto.envelope import ObjectType
+from vger.interfaces import Buffer, Compressor
+from vger.repository import format as fmt
+from vger.repository.pack import PackBuilder
+from vger.repository.repository import Repository
+
+DEFAULT_DATA_PACK = 32 * 1024 * 1024
+# Metadata packs stay small so reading a snapshot's item stream never pulls in
+# file data (format.md: "metadata packs stay small (<= 4 MiB)").
+META_PACK = 4 * 1024 * 1024
+_NONE_TAG = 0
+
+
+class BlobWriter:
+    """One write session (one backup). ``finish`` makes everything durable and indexed."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        compressor: Compressor,
+        data_pack_size: int = DEFAULT_DATA_PACK,
+        upload_threads: int = 2,
+        on_upload: Callable[[int], None] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.index = repo.index
+        self.compressor = compressor
+        self._tag = bytes((compressor.tag,))
+        self._none_tag = bytes((_NONE_TAG,))
+        self._targets = {fmt.BLOB_DATA: data_pack_size, fmt.BLOB_ITEMS: META_PACK}
+        self._builders = {fmt.BLOB_DATA: PackBuilder(), fmt.BLOB_ITEMS: PackBuilder()}
+        self._lock = threading.Lock()
+        self._claimed: dict[bytes, int] = {}
+        self._uploads: ThreadPoolExecutor = ThreadPoolExecutor(upload_threads, thread_name_prefix="vger-upload")
+        # At most this many finished packs wait in memory for upload.
+        self._upload_slots = threading.BoundedSemaphore(upload_threads + 1)
+        self._futures: list[Future[None]] = []
+        self._new_entries: dict[bytes, list[tuple[bytes, int, int, int, int]]] = {}
+        self._on_upload = on_upload
+        self.new_chunks = 0
+        self.new_bytes = 0  # stored bytes of blobs written by this session
+
+    def store(self, chunk_id: bytes, data: Buffer, blob_type: int = fmt.BLOB_DATA) -> tuple[bool, int]:
+        """Store a chunk unless known. Returns ``(is_new, stored_length)``."""
+        known = self.index.stored_length(chunk_id)
+        if known:
+            return False, known
+        with self._lock:
+            if chunk_id in self._claimed or chunk_id in self.index:
+                return False, self._claimed.get(chunk_id) or self.index.stored_length(chunk_id)
+            self._claimed[chunk_id] = 0
+        compressed = self.compressor.compress(data) if len(data) else b""
+        if len(compressed) >= len(data) and self.compressor.tag != _NONE_TAG:
+            plain = self._none_tag + bytes(data)  # incompressible: skip decompression on restore
+        else:
+            plain = self._tag + compressed
+        obj_type = ObjectType.ITEMS if blob_type == fmt.BLOB_ITEMS else ObjectType.CHUNK
+        envelope = self.repo.seal(obj_type, plain, chunk_id)
+        self._add_to_pack(chunk_id, blob_type, envelope, len(data))
+        return True, len(envelope)
+
+    def _add_to_pack(self, chunk_id: bytes, blob_type: int, envelope: bytes, plain_size: int) -> None:
+        full: PackBuilder | None = None
+        with self._lock:
+            builder = self._builders[blob_type]
+            builder.add(chunk_id, blob_type, envelope, plain_size)
+            self._claimed[chunk_id] = len(envelope)
+            self.new_chunks += 1
+            self.new_bytes += len(envelope) + 4
+            if len(builder) >= self._targets[blob_type]:
+                full = builder
+                self._builders[blob_type] = PackBuilder()
+        if full is not None:
+            self._submit(full)
+
+    def _submit(self, builder: PackBuilder) -> None:
+        self._raise_upload_errors()
+        self._upload_slots.acquire()
+        self._futures.append(self._uploads.submit(self._upload, builder))
+
+    def _upload(self, builder: PackBuilder) -> None:
+        try:
+            entries = builder.entries
+            pack_id, data = builder.finish(self.repo.cipher)
+            self.repo.backend.put(fmt.pack_key(pack_id), data)
+            with self._lock:
+                self._new_entries[pack_id] = [
+                    (e.chunk_id, e.blob_type, e.offset, e.length, e.plain_size) for e in entries
+                ]
+                for e in entries:
+                    self.index.add(e.chunk_id, pack_id, e.blob_type, e.offset, e.length, e.plain_size)
+            if self._on_upload:
+                self._on_upload(len(data))
+        finally:
+            self._upload_slots.release()
+
+    def _raise_upload_errors(self) -> None:
+        pending = []
+        for fut in self._futures:
+            if fut.done():
+                fut.result()  # re-raises a failed upload in the caller's thread
+            else:
+                pending.append(fut)
+        self._futures = pending
+
+    def flush(self) -> None:
+        """Upload partially filled packs and wait for every upload."""
+        with self._lock:
+            builders = [b for b in self._builders.values() if not b.empty]
+            self._builders = {fmt.BLOB_DATA: PackBuilder(), fmt.BLOB_ITEMS: PackBuilder()}
+        for builder in builders:
+            self._submit(builder)
+        for fut in self._futures:
+            fut.result()
+        self._futures = []
+
+    def finish(self) -> None:
+        """Make every stored chunk durable and indexed (the step before a snapshot commit)."""
+        self.flush()
+        if self._new_entries:
+            self.repo.write_index_segment(self._new_entries)
+            self._new_entries = {}
+        self._uploads.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """Stop without writing an index segment (uploaded packs become garbage for compact)."""
+        for fut in self._futures:
+            fut.cancel()
+        self._uploads.shutdown(wait=True, cancel_futures=True)

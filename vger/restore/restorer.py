@@ -1,0 +1,335 @@
+"""Restore a snapshot (or part of it) into a destination folder.
+
+Order of work: the main thread walks the item stream and creates directories,
+symlinks, FIFOs, devices and empty target files; file contents are written by a
+pool of worker threads (chunk reads, decryption and decompression release the
+GIL, and the kernel's cost of filling new pages is spread over several writers).
+Directory metadata is applied last, deepest first, so writing into a directory
+does not disturb its restored mtime.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import pwd
+import stat
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pathspec
+
+from vger.errors import IntegrityError, RestoreError, VgerError
+from vger.repository.items import Item, display_path
+from vger.repository.repository import Repository
+from vger.repository.snapshot import Snapshot
+from vger.restore.safety import SafeTree, checked_relpath
+
+OVERWRITE_MODES = ("never", "if-changed", "always")
+
+
+class Progress(Protocol):
+    def file_done(self, path: bytes, size: int) -> None: ...
+
+    def bytes_read(self, count: int) -> None: ...
+
+
+@dataclass
+class RestoreResult:
+    files: int = 0
+    bytes: int = 0
+    entries: int = 0
+    skipped: list[str] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    planned: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which items to restore: PATH arguments plus gitignore-style include/exclude."""
+
+    paths: Sequence[str] = ()
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+
+    def compile(self) -> tuple[list[bytes], pathspec.PathSpec | None, pathspec.PathSpec | None]:
+        prefixes = [os.fsencode(p.strip("/")) for p in self.paths if p.strip("/")]
+        inc = pathspec.GitIgnoreSpec.from_lines(self.include) if self.include else None
+        exc = pathspec.GitIgnoreSpec.from_lines(self.exclude) if self.exclude else None
+        return prefixes, inc, exc
+
+
+def _under(path: bytes, prefixes: list[bytes]) -> bool:
+    return not prefixes or any(path == p or path.startswith(p + b"/") for p in prefixes)
+
+
+class Restorer:
+    def __init__(
+        self,
+        repo: Repository,
+        dest: str,
+        *,
+        selection: Selection = Selection(),
+        overwrite: str = "never",
+        dry_run: bool = False,
+        threads: int = 0,
+        progress: Progress | None = None,
+        restore_owner: bool | None = None,
+        xattrs: bool = True,
+    ) -> None:
+        if overwrite not in OVERWRITE_MODES:
+            raise VgerError(f"--overwrite must be one of {', '.join(OVERWRITE_MODES)}")
+        self.repo = repo
+        self.dest = os.path.abspath(dest)
+        self.selection = selection
+        self.overwrite = overwrite
+        self.dry_run = dry_run
+        self.threads = threads if threads > 0 else max(2, (os.cpu_count() or 2) * 2)
+        self.progress = progress
+        self.restore_owner = os.geteuid() == 0 if restore_owner is None else restore_owner
+        self.xattrs = xattrs
+
+    def run(self, snap: Snapshot) -> RestoreResult:
+        result = RestoreResult()
+        prefixes, include, exclude = self.selection.compile()
+        if not self.dry_run:
+            os.makedirs(self.dest, exist_ok=True)
+        tree = SafeTree(os.fsencode(self.dest))
+        dirs: list[tuple[bytes, Item]] = []
+        pending: deque[Future[int]] = deque()
+        max_pending = self.threads * 8
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-restore")
+        try:
+            for item in self.repo.iter_items(snap):
+                raw = item.get("path")
+                try:
+                    rel = checked_relpath(raw)
+                except RestoreError as exc:
+                    result.errors.append((display_path(raw) if isinstance(raw, bytes) else "?", str(exc)))
+                    continue
+                if not _under(rel, prefixes):
+                    continue
+                shown = display_path(rel)
+                is_dir = item["type"] == "dir"
+                text = shown + ("/" if is_dir else "")
+                if exclude is not None and exclude.match_file(text):
+                    continue
+                if include is not None and not is_dir and not include.match_file(text):
+                    continue
+                if self.dry_run:
+                    result.planned.append(shown)
+                    result.entries += 1
+                    if item["type"] == "file":
+                        result.files += 1
+                        result.bytes += int(item.get("size", 0))
+                    continue
+                try:
+                    future = self._restore_item(tree, rel, item, dirs, result, pool)
+                except (RestoreError, IntegrityError) as exc:
+                    result.errors.append((shown, str(exc)))
+                    continue
+                except OSError as exc:
+                    result.errors.append((shown, exc.strerror or str(exc)))
+                    continue
+                result.entries += 1
+                if future is not None:
+                    pending.append(future)
+                    while len(pending) > max_pending or (pending and pending[0].done()):
+                        self._collect(pending.popleft(), result)
+            while pending:
+                self._collect(pending.popleft(), result)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        # Directories last, deepest first: writing into a directory changes its mtime.
+        for rel, item in sorted(dirs, key=lambda d: d[0].count(b"/"), reverse=True):
+            try:
+                self._apply_metadata(tree.target(rel), item)
+            except OSError as exc:
+                result.errors.append((display_path(rel), f"cannot set metadata: {exc.strerror}"))
+        return result
+
+    def _collect(self, future: Future[int], result: RestoreResult) -> None:
+        try:
+            written = future.result()
+        except _FileFailed as exc:
+            result.errors.append((exc.path, exc.message))
+            return
+        result.files += 1
+        result.bytes += written
+
+    # -- one item ---------------------------------------------------------------
+    def _prepare_target(self, tree: SafeTree, rel: bytes, item: Item, result: RestoreResult) -> bool:
+        """Clear the way for a new entry at ``rel``; False means skip it (overwrite rules)."""
+        if tree.is_known_dir(rel):
+            raise RestoreError("the snapshot lists this path twice; refusing to replace a restored directory")
+        tree.ensure_parents(rel)
+        target = tree.target(rel)
+        try:
+            st = os.lstat(target)
+        except FileNotFoundError:
+            return True
+        if stat.S_ISDIR(st.st_mode):
+            if item["type"] == "dir":
+                return True
+            raise RestoreError("a directory is in the way; remove it or restore elsewhere")
+        if self.overwrite == "never":
+            result.skipped.append(display_path(rel))
+            return False
+        if (
+            self.overwrite == "if-changed"
+            and item["type"] == "file"
+            and stat.S_ISREG(st.st_mode)
+            and st.st_size == item.get("size")
+            and st.st_mtime_ns == item.get("mtime")
+        ):
+            result.skipped.append(display_path(rel))
+            return False
+        os.unlink(target)
+        return True
+
+    def _restore_item(
+        self,
+        tree: SafeTree,
+        rel: bytes,
+        item: Item,
+        dirs: list[tuple[bytes, Item]],
+        result: RestoreResult,
+        pool: ThreadPoolExecutor,
+    ) -> Future[int] | None:
+        kind = item["type"]
+        if not self._prepare_target(tree, rel, item, result):
+            return None
+        target = tree.target(rel)
+        if kind == "dir":
+            try:
+                os.mkdir(target, 0o700)
+            except FileExistsError:
+                pass
+            tree.add_dir(rel)
+            dirs.append((rel, item))
+            return None
+        if kind == "file":
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            return pool.submit(self._write_file, fd, target, rel, item)
+        if kind == "symlink":
+            link = item.get("target")
+            if not isinstance(link, bytes):
+                raise RestoreError("symlink without a target")
+            os.symlink(link, target)
+        elif kind == "hardlink":
+            first = checked_relpath(item.get("target"))
+            source = tree.target(first)
+            tree.ensure_parents(first)
+            st = os.lstat(source)
+            if not stat.S_ISREG(st.st_mode):
+                raise RestoreError("hard link target is not a restored regular file")
+            os.link(source, target, follow_symlinks=False)
+            return None  # shares the first link's inode and metadata
+        elif kind == "fifo":
+            os.mkfifo(target, 0o600)
+        elif kind == "device":
+            if not self.restore_owner:
+                raise RestoreError("device nodes can only be restored as root; skipped")
+            os.mknod(target, item["mode"], int(item.get("rdev", 0)))
+        self._apply_metadata(target, item)
+        return None
+
+    def _write_file(self, fd: int, target: bytes, rel: bytes, item: Item) -> int:
+        written = 0
+        try:
+            try:
+                chunks = item.get("chunks") or []
+                size = int(item.get("size", 0))
+                if size:
+                    os.ftruncate(fd, size)  # allocate once; writes then fill in place
+                for chunk_id, plain_size in chunks:
+                    data = self.repo.read_blob(bytes(chunk_id))
+                    if len(data) != plain_size:
+                        raise IntegrityError(f"chunk {bytes(chunk_id).hex()[:16]} has the wrong size")
+                    view = memoryview(data)
+                    while view:
+                        n = os.pwrite(fd, view, written)
+                        written += n
+                        view = view[n:]
+                    if self.progress:
+                        self.progress.bytes_read(len(data))
+                if written != size:
+                    raise IntegrityError(f"restored {written} bytes but the snapshot recorded {size}")
+            finally:
+                os.close(fd)
+            self._apply_metadata(target, item)
+        except (VgerError, OSError) as exc:
+            # Never leave a file that looks restored but holds wrong or partial data.
+            try:
+                os.unlink(target)
+            except OSError:
+                pass
+            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise _FileFailed(display_path(rel), message) from exc
+        if self.progress:
+            self.progress.file_done(target, written)
+        return written
+
+    # -- metadata -----------------------------------------------------------------
+    def _apply_metadata(self, target: bytes, item: Item) -> None:
+        kind = item["type"]
+        is_link = kind == "symlink"
+        if self.restore_owner:
+            uid = _uid(item)
+            gid = _gid(item)
+            os.chown(target, uid, gid, follow_symlinks=False)
+        if self.xattrs and item.get("xattrs"):
+            for name, value in item["xattrs"]:
+                try:
+                    os.setxattr(target, name, value, follow_symlinks=False)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTSUP, errno.EPERM, errno.EACCES):
+                        raise
+        if not is_link:
+            os.chmod(target, stat.S_IMODE(item["mode"]))
+        os.utime(target, ns=(int(item["atime"]), int(item["mtime"])), follow_symlinks=False)
+
+
+def _uid(item: Item) -> int:
+    name = item.get("user")
+    if name:
+        try:
+            return pwd.getpwnam(name).pw_uid
+        except KeyError:
+            pass
+    return int(item["uid"])
+
+
+def _gid(item: Item) -> int:
+    name = item.get("group")
+    if name:
+        try:
+            return grp.getgrnam(name).gr_gid
+        except KeyError:
+            pass
+    return int(item["gid"])
+
+
+class _FileFailed(Exception):
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+def describe(item: Item) -> dict[str, Any]:
+    """A JSON-friendly view of an item (for ``list --snapshot`` and ``--json``)."""
+    return {
+        "path": display_path(item["path"]),
+        "type": item["type"],
+        "mode": stat.filemode(item["mode"]),
+        "user": item.get("user", item.get("uid")),
+        "group": item.get("group", item.get("gid")),
+        "size": item.get("size", 0),
+        "mtime_ns": item.get("mtime"),
+        **({"target": display_path(item["target"])} if "target" in item else {}),
+    }
