@@ -29,4 +29,4 @@ PROJECT_NAME = "vger"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
-__all__ = ["__version__", "hookimpl", "hookspec", "PROJECT_NAME"]
+__all__ = ["PROJECT_NAME", "__version__", "hookimpl", "hookspec"]

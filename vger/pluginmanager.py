@@ -110,6 +110,9 @@ class Registry:
         raise PluginNotFound(self._not_found_message(kind, f"{kind} '{name}'", name))
 
     def compressor_by_tag(self, tag: int) -> type[Any]:
+        # A tag clash must stop reads too: silently picking one of the two
+        # classes would decompress a blob with the wrong algorithm.
+        self.raise_conflicts()
         for comp in self.of_kind("compressor"):
             if comp.cls.tag == tag:
                 return comp.cls
@@ -288,11 +291,11 @@ def _attribute_clash(registry: Registry, kind: str, cls: type[Any], source: Plug
 
 def register_commands(registry: Registry) -> list[tuple[PluginSource, Any]]:
     """Commands contributed by plugins, each with its provider."""
-    result = []
+    result: list[tuple[PluginSource, Any]] = []
     for impl in registry.pm.hook.vger_register_commands.get_hookimpls():
         source = registry.plugins[impl.plugin_name]
         try:
-            commands = impl.function() or []
+            commands: list[Any] = impl.function() or []
         except Exception as exc:
             registry.failures.append(LoadFailure(source, f"vger_register_commands raised {exc}"))
             continue

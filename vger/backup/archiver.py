@@ -50,7 +50,7 @@ class SourceSpec:
 
     label: str
     paths: Sequence[str]
-    walk: WalkOptions = WalkOptions()
+    walk: WalkOptions = field(default_factory=WalkOptions)
     xattrs: bool = True
 
 
@@ -120,7 +120,7 @@ class Archiver:
         if buf is None:
             buf = bytearray(self._buffer_size)
             self._local.buf = buf
-        return buf  # type: ignore[no-any-return]
+        return buf
 
     def _read_file(self, path: bytes) -> _FileOutcome:
         try:

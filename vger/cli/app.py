@@ -14,6 +14,7 @@ from vger.config.model import Config, RepositoryConfig, SourceConfig
 from vger.crypto.passphrase import get_passphrase
 from vger.errors import ConfigError, VgerError
 from vger.interfaces import Chunker, Compressor
+from vger.lifecycle import CommandContext, lifecycle
 from vger.pluginmanager import Registry, load_plugins
 from vger.repository.repository import Repository
 from vger.storage import open_backend
@@ -32,7 +33,24 @@ class App:
 
     @cached_property
     def _loaded(self) -> tuple[Config, Registry]:
-        return load_config(self.config_path, lambda disabled: load_plugins(disabled))
+        config, registry = load_config(self.config_path, lambda disabled: load_plugins(disabled))
+        registry.pm.hook.vger_configure(config=config)
+        return config, registry
+
+    @contextmanager
+    def step(self, command: str, repository: str | None = None, source: SourceConfig | None = None) -> Iterator[
+        CommandContext
+    ]:
+        """Surround a command (or one repository / source step of it) with lifecycle hooks."""
+        ctx = CommandContext(
+            command,
+            self.config,
+            repository=repository,
+            source_label=source.label if source else None,
+            source_paths=tuple(source.paths) if source else (),
+        )
+        with lifecycle(self.registry.pm, ctx) as current:
+            yield current
 
     @property
     def config(self) -> Config:
@@ -88,7 +106,7 @@ class App:
 
     def passphrase(self, repo: RepositoryConfig, confirm: bool = False) -> Any:
         enc = repo.encryption
-        return lambda: get_passphrase(enc.passphrase, enc.passcommand, confirm=confirm, what=repo.label)
+        return lambda: get_passphrase(enc.passphrase, enc.passcommand, confirm=confirm, what=f"repository {repo.label}")
 
     def open_repo(self, repo: RepositoryConfig) -> Repository:
         backend = self.backend(repo)

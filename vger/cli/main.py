@@ -75,8 +75,26 @@ def _register() -> None:
         cli.add_command(module.command)
 
 
+def _add_plugin_commands() -> None:
+    """Commands from plugins; a name clash names both providers and keeps the built-in."""
+    from vger.cli.output import warn
+    from vger.pluginmanager import load_plugins, register_commands
+
+    registry = load_plugins()
+    providers: dict[str, str] = {}
+    for source, command in register_commands(registry):
+        name = command.name or ""
+        if name in cli.commands:
+            owner = providers.get(name, "vger itself")
+            warn(f"command '{name}' from {source.describe()} clashes with {owner}; ignored")
+            continue
+        providers[name] = source.describe()
+        cli.add_command(command)
+
+
 _register()
 
 
 def main() -> None:
+    _add_plugin_commands()
     cli(prog_name="vger")

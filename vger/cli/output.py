@@ -5,9 +5,24 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(func: F) -> F:
+    """``--json`` after the command name too (``vger list --json``), same as the global flag."""
+
+    def enable(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            ctx.find_root().obj.json = True
+
+    return click.option(
+        "--json", "json_flag", is_flag=True, expose_value=False, callback=enable, help="Machine-readable output."
+    )(func)
 
 
 def human_size(size: float) -> str:

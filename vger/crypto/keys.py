@@ -75,7 +75,7 @@ def wrap_key(key: MasterKey, passphrase: str, kdf: dict[str, int] | None = None)
     )
     nonce = os.urandom(12)
     sealed = AESGCM(kek).encrypt(nonce, payload, _aad(key.repo_id))
-    return msgpack.packb(  # type: ignore[no-any-return]
+    return msgpack.packb(
         {
             "type": int(ObjectType.KEY),
             "version": KEY_FILE_VERSION,

@@ -43,7 +43,7 @@ class RepoConfig:
     encrypted: bool
 
     def to_bytes(self) -> bytes:
-        return msgpack.packb(  # type: ignore[no-any-return]
+        return msgpack.packb(
             {
                 "format": "vger",
                 "version": self.version,

@@ -70,7 +70,7 @@ class ChunkIndex:
 
 def encode_segment(packs: dict[bytes, list[tuple[bytes, int, int, int, int]]]) -> bytes:
     """msgpack of ``[[pack_id, [[chunk_id, type, offset, length, plain], ...]], ...]``."""
-    return msgpack.packb([[pack_id, [list(e) for e in entries]] for pack_id, entries in packs.items()])  # type: ignore[no-any-return]
+    return msgpack.packb([[pack_id, [list(e) for e in entries]] for pack_id, entries in packs.items()])
 
 
 def decode_segment(data: bytes, what: str) -> Iterator[tuple[bytes, bytes, int, int, int, int]]:

@@ -65,7 +65,9 @@ class BlobWriter:
             return False, known
         with self._lock:
             if chunk_id in self._claimed or chunk_id in self.index:
-                return False, self._claimed.get(chunk_id) or self.index.stored_length(chunk_id)
+                # Claimed by another thread that is still compressing it: its
+                # stored size is not known yet, so count the plain size.
+                return False, self._claimed.get(chunk_id) or self.index.stored_length(chunk_id) or len(data)
             self._claimed[chunk_id] = 0
         compressed = self.compressor.compress(data) if len(data) else b""
         if len(compressed) >= len(data) and self.compressor.tag != _NONE_TAG:

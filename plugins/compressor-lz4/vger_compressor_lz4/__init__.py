@@ -25,7 +25,7 @@ class Lz4Compressor:
     def compress(self, data: Buffer) -> bytes:
         # store_size=False: the size is recorded in the index; uncompressed_size
         # on the way back then bounds the output allocation.
-        return lz4.block.compress(data, store_size=False)  # type: ignore[no-any-return]
+        return lz4.block.compress(data, store_size=False)
 
     def decompress(self, data: Buffer, plain_size: int) -> bytes:
         if plain_size == 0:
@@ -38,7 +38,7 @@ class Lz4Compressor:
             raise CorruptData(f"lz4: cannot decompress: {exc}") from exc
         if len(out) != plain_size:
             raise CorruptData(f"lz4: expected {plain_size} bytes, got {len(out)}")
-        return out  # type: ignore[no-any-return]
+        return out
 
 
 @hookimpl

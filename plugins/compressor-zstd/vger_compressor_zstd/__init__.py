@@ -40,7 +40,7 @@ class ZstdCompressor:
         if ctx is None:
             ctx = (zstandard.ZstdCompressor(level=self.level), zstandard.ZstdDecompressor())
             self._local.ctx = ctx
-        return ctx  # type: ignore[no-any-return]
+        return ctx
 
     def compress(self, data: Buffer) -> bytes:
         return self._contexts()[0].compress(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +38,9 @@ def _fsync_dir(path: str) -> None:
 
 
 def _map_os_error(exc: OSError, key: str, location: str) -> StorageError:
-    if exc.errno == errno.ENOENT:
+    # EISDIR/ENOTDIR: the key names a folder, or runs through an object as if
+    # it were a folder; either way no object has that key.
+    if exc.errno in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
         return ObjectNotFound(f"{key}: not found in {location}")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return PermanentStorageError(f"no space left on the device holding {location} ({key})")
@@ -139,16 +142,24 @@ class FileBackend:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if exc.errno in (errno.EISDIR, errno.ENOTDIR):
+                raise PermanentStorageError(
+                    f"{self.root} ({key}): the key clashes with an existing folder or object"
+                ) from exc
             raise _map_os_error(exc, key, self.root) from exc
 
     def exists(self, key: str) -> bool:
-        return os.path.exists(self._path(key))
+        # isfile, not exists: a folder is only the prefix of other keys.
+        return os.path.isfile(self._path(key))
 
     def size(self, key: str) -> int:
         try:
-            return os.stat(self._path(key)).st_size
+            st = os.stat(self._path(key))
         except OSError as exc:
             raise _map_os_error(exc, key, self.root) from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise ObjectNotFound(f"{key}: not found in {self.root}")
+        return st.st_size
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -159,7 +170,8 @@ class FileBackend:
         _fsync_dir(os.path.dirname(path))
 
     def list(self, prefix: str) -> Iterator[str]:
-        base = os.path.join(self.root, prefix) if prefix else self.root
+        # The prefix is checked like a key so "../" cannot list outside the repository.
+        base = self._path(prefix.rstrip("/")) if prefix else self.root
         if not os.path.isdir(base):
             return
         root = Path(self.root)

@@ -11,7 +11,7 @@ import click
 from vger.backup.archiver import Archiver, BackupResult, SourceSpec
 from vger.backup.walker import WalkOptions
 from vger.cli.app import App
-from vger.cli.output import emit_json, error_line, human_size, stdout_is_tty, warn
+from vger.cli.output import emit_json, error_line, human_size, json_option, stdout_is_tty, warn
 from vger.cli.progress import ProgressDisplay
 from vger.config.model import RepositoryConfig, SourceConfig
 from vger.errors import EXIT_ERROR, EXIT_PARTIAL, VgerError
@@ -159,9 +159,11 @@ def _print_result(cfg: RepositoryConfig, result: BackupResult, stats: bool) -> N
 @click.option("--label", default="", help="A free-text label stored with the snapshot.")
 @click.option("--dry-run", is_flag=True, help="Show what would be read; write nothing.")
 @click.option("--stats", is_flag=True, help="Print detailed statistics.")
+@json_option
 @click.pass_obj
 def command(app: App, sources: tuple[str, ...], label: str, dry_run: bool, stats: bool) -> None:
     """Back up every source into every repository (one snapshot per source per repository)."""
-    code = run_backup(app, sources, label, dry_run, stats)
-    if code:
-        raise click.exceptions.Exit(code)
+    with app.step("backup"):
+        code = run_backup(app, sources, label, dry_run, stats)
+        if code:
+            raise click.exceptions.Exit(code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from vger.cli.app import App
-from vger.cli.output import emit_json, error_line
+from vger.cli.output import emit_json, error_line, json_option
 from vger.errors import EXIT_ERROR
 from vger.maintenance.check import check_repository
 
@@ -48,9 +48,11 @@ def run_check(app: App, verify_data: bool) -> int:
 
 @click.command("check")
 @click.option("--verify-data", is_flag=True, help="Read every pack and verify every chunk.")
+@json_option
 @click.pass_obj
 def command(app: App, verify_data: bool) -> None:
     """Check repository structure (and with --verify-data every blob)."""
-    code = run_check(app, verify_data)
-    if code:
-        raise click.exceptions.Exit(code)
+    with app.step("check"):
+        code = run_check(app, verify_data)
+        if code:
+            raise click.exceptions.Exit(code)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from vger.cli.app import App
+from vger.cli.output import json_option
 from vger.config import assemble_schema, effective_config_text, starter_config
 from vger.errors import ConfigError
 from vger.pluginmanager import load_plugins
@@ -19,6 +20,7 @@ from vger.pluginmanager import load_plugins
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--check", "check_only", is_flag=True, help="Validate the config and print the effective one.")
 @click.option("--schema", "print_schema", is_flag=True, help="Print the assembled JSON Schema.")
+@json_option
 @click.pass_obj
 def command(app: App, dest: str | None, force: bool, check_only: bool, print_schema: bool) -> None:
     """Write a commented starter config, or check the current one."""

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from vger.cli.app import App
-from vger.cli.output import emit_json, human_size, table
+from vger.cli.output import emit_json, human_size, json_option, table
 from vger.config.model import RepositoryConfig
 from vger.repository.items import display_path
 from vger.repository.snapshot import Snapshot
@@ -43,51 +43,54 @@ def snapshot_doc(cfg: RepositoryConfig, snap: Snapshot) -> dict[str, Any]:
 @click.option("--last", type=click.IntRange(min=1), help="Only the newest N snapshots.")
 @click.option("--snapshot", "snapshot_ref", help="List the entries inside this snapshot (id, prefix or latest).")
 @click.argument("path", required=False)
+@json_option
 @click.pass_obj
 def command(app: App, source_label: str | None, last: int | None, snapshot_ref: str | None, path: str | None) -> None:
     """List snapshots, or with --snapshot the entries inside one (optionally below PATH)."""
-    if path and not snapshot_ref:
-        raise click.UsageError("PATH needs --snapshot")
-    docs: list[dict[str, Any]] = []
-    with app.each_repo() as repos:
-        for cfg, repo in repos:
-            if snapshot_ref:
-                snap = repo.resolve_snapshot(snapshot_ref, source_label)
-                prefix = path.strip("/").encode() if path else b""
-                for item in repo.iter_items(snap):
-                    p = item["path"]
-                    if prefix and not (p == prefix or p.startswith(prefix + b"/")):
-                        continue
-                    if app.json:
-                        docs.append(describe(item))
-                    else:
-                        _print_item(item)
-                continue
-            snaps = repo.snapshots()
-            if source_label:
-                snaps = [s for s in snaps if s.source_label == source_label]
-            if last:
-                snaps = snaps[-last:]
-            if app.json:
-                docs.extend(snapshot_doc(cfg, s) for s in snaps)
-                continue
-            if len(app.repositories()) > 1:
-                click.echo(f"{cfg.label}:")
-            rows = [
-                (
-                    s.short_id,
-                    dt.datetime.fromtimestamp(s.time_start).strftime("%Y-%m-%d %H:%M:%S"),
-                    s.source_label,
-                    s.label,
-                    s.hostname,
-                    s.stats.files,
-                    human_size(s.stats.original_size),
-                )
-                for s in snaps
-            ]
-            click.echo(table(("ID", "TIME", "SOURCE", "LABEL", "HOST", "FILES", "SIZE"), rows, right=(5, 6)))
-    if app.json:
-        emit_json(docs)
+    with app.step("list"):
+        if path and not snapshot_ref:
+            raise click.UsageError("PATH needs --snapshot")
+        docs: list[dict[str, Any]] = []
+        with app.each_repo() as repos:
+            for cfg, repo in repos:
+                if snapshot_ref:
+                    snap = repo.resolve_snapshot(snapshot_ref, source_label)
+                    prefix = path.strip("/").encode() if path else b""
+                    for item in repo.iter_items(snap):
+                        p = item["path"]
+                        if prefix and not (p == prefix or p.startswith(prefix + b"/")):
+                            continue
+                        if app.json:
+                            docs.append(describe(item))
+                        else:
+                            _print_item(item)
+                    continue
+                snaps = repo.snapshots()
+                if source_label:
+                    snaps = [s for s in snaps if s.source_label == source_label]
+                if last:
+                    snaps = snaps[-last:]
+                if app.json:
+                    docs.extend(snapshot_doc(cfg, s) for s in snaps)
+                    continue
+                if len(app.repositories()) > 1:
+                    click.echo(f"{cfg.label}:")
+                rows = [
+                    (
+                        s.short_id,
+                        dt.datetime.fromtimestamp(s.time_start).strftime("%Y-%m-%d %H:%M:%S"),
+                        s.source_label,
+                        s.label,
+                        s.hostname,
+                        s.stats.files,
+                        human_size(s.stats.original_size),
+                    )
+                    for s in snaps
+                ]
+                click.echo(table(("ID", "TIME", "SOURCE", "LABEL", "HOST", "FILES", "SIZE"), rows, right=(5, 6)))
+        if app.json:
+            emit_json(docs)
+
 
 
 def _print_item(item: dict[str, Any]) -> None:

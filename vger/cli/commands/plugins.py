@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from vger.cli.app import App
-from vger.cli.output import emit_json, table, warn
+from vger.cli.output import emit_json, json_option, table, warn
 from vger.config.model import Config
 from vger.errors import ConfigError
 from vger.pluginmanager import load_plugins
@@ -33,6 +33,7 @@ def _used(config: Config | None) -> set[tuple[str, str]]:
 
 
 @click.command("plugins")
+@json_option
 @click.pass_obj
 def command(app: App) -> None:
     """List installed plugins by kind, with distribution, version and whether the config uses them."""

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from vger.cli.app import App
-from vger.cli.output import emit_json, human_size, stdout_is_tty, warn
+from vger.cli.output import emit_json, human_size, json_option, stdout_is_tty, warn
 from vger.cli.progress import ProgressDisplay
 from vger.errors import EXIT_ERROR, SnapshotNotFound
 from vger.restore.restorer import OVERWRITE_MODES, Restorer, Selection
@@ -29,6 +29,7 @@ from vger.restore.restorer import OVERWRITE_MODES, Restorer, Selection
     help="What to do with files that already exist in the destination.",
 )
 @click.argument("paths", nargs=-1)
+@json_option
 @click.pass_obj
 def command(
     app: App,
@@ -42,61 +43,62 @@ def command(
     paths: tuple[str, ...],
 ) -> None:
     """Restore a snapshot (or PATHS inside it) under --dest; never writes outside it."""
-    found = None
-    misses = []
-    with app.each_repo() as repos:
-        for cfg, repo in repos:
-            try:
-                snap = repo.resolve_snapshot(snapshot_ref, source_label)
-            except SnapshotNotFound as exc:
-                misses.append(str(exc))
-                continue
-            found = snap
-            display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-            progress = None
-            if stdout_is_tty() and not app.quiet and not app.json and not dry_run:
-                display = progress = ProgressDisplay(f"restore {snap.short_id}", snap.stats.original_size)
-            restorer = Restorer(
-                repo,
-                dest,
-                selection=Selection(paths, include, exclude),
-                overwrite=overwrite,
-                dry_run=dry_run,
-                progress=progress,
-                threads=cfg.limits.max_threads * 2 if cfg.limits.max_threads else 0,
-            )
-            with display:
-                result = restorer.run(snap)
-            if app.json:
-                emit_json(
-                    {
-                        "repository": cfg.label,
-                        "snapshot": snap.hex_id,
-                        "dest": restorer.dest,
-                        "dry_run": dry_run,
-                        "files": result.files,
-                        "bytes": result.bytes,
-                        "entries": result.entries,
-                        "skipped": result.skipped,
-                        "errors": [{"path": p, "error": m} for p, m in result.errors],
-                        **({"planned": result.planned} if dry_run else {}),
-                    }
+    with app.step("restore"):
+        found = None
+        misses = []
+        with app.each_repo() as repos:
+            for cfg, repo in repos:
+                try:
+                    snap = repo.resolve_snapshot(snapshot_ref, source_label)
+                except SnapshotNotFound as exc:
+                    misses.append(str(exc))
+                    continue
+                found = snap
+                display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+                progress = None
+                if stdout_is_tty() and not app.quiet and not app.json and not dry_run:
+                    display = progress = ProgressDisplay(f"restore {snap.short_id}", snap.stats.original_size)
+                restorer = Restorer(
+                    repo,
+                    dest,
+                    selection=Selection(paths, include, exclude),
+                    overwrite=overwrite,
+                    dry_run=dry_run,
+                    progress=progress,
+                    threads=cfg.limits.max_threads * 2 if cfg.limits.max_threads else 0,
                 )
-            elif dry_run:
-                for path in result.planned:
-                    click.echo(path)
-                click.echo(f"would restore {result.entries} entries ({human_size(result.bytes)})")
-            elif not app.quiet:
-                click.echo(
-                    f"restored {result.files} files, {result.entries} entries "
-                    f"({human_size(result.bytes)}) from {snap.short_id} to {restorer.dest}"
-                )
-            if result.skipped and not app.json:
-                warn(f"{len(result.skipped)} existing entries left untouched (see --overwrite)")
-            for path, message in result.errors:
-                warn(f"{path}: {message}")
-            if result.errors:
-                raise click.exceptions.Exit(EXIT_ERROR)
-            break  # the first repository that has the snapshot is enough
-    if found is None:
-        raise SnapshotNotFound("; ".join(misses) or "no repository selected")
+                with display:
+                    result = restorer.run(snap)
+                if app.json:
+                    emit_json(
+                        {
+                            "repository": cfg.label,
+                            "snapshot": snap.hex_id,
+                            "dest": restorer.dest,
+                            "dry_run": dry_run,
+                            "files": result.files,
+                            "bytes": result.bytes,
+                            "entries": result.entries,
+                            "skipped": result.skipped,
+                            "errors": [{"path": p, "error": m} for p, m in result.errors],
+                            **({"planned": result.planned} if dry_run else {}),
+                        }
+                    )
+                elif dry_run:
+                    for path in result.planned:
+                        click.echo(path)
+                    click.echo(f"would restore {result.entries} entries ({human_size(result.bytes)})")
+                elif not app.quiet:
+                    click.echo(
+                        f"restored {result.files} files, {result.entries} entries "
+                        f"({human_size(result.bytes)}) from {snap.short_id} to {restorer.dest}"
+                    )
+                if result.skipped and not app.json:
+                    warn(f"{len(result.skipped)} existing entries left untouched (see --overwrite)")
+                for path, message in result.errors:
+                    warn(f"{path}: {message}")
+                if result.errors:
+                    raise click.exceptions.Exit(EXIT_ERROR)
+                break  # the first repository that has the snapshot is enough
+        if found is None:
+            raise SnapshotNotFound("; ".join(misses) or "no repository selected")

@@ -1,0 +1,46 @@
+"""Validation: schema first, then cross-key rules, then the frozen model.
+
+Cross-key rules only run on a document that passed the schema, so they can
+trust shapes and types; a user fixing errors sees the shape problems first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from jsonschema import Draft202012Validator
+
+from vger.config.build import Builder
+from vger.config.model import Config
+from vger.config.problems import ConfigValidationError, ErrorTranslator
+from vger.config.reader import RawConfig, disabled_plugins, locate_config, read_config
+from vger.config.schema import assemble_schema, core_schema
+from vger.config.semantics import check
+from vger.pluginmanager import Registry
+
+
+def validate_config(raw: RawConfig, registry: Registry) -> Config:
+    """The frozen model of ``raw``, or :class:`ConfigValidationError` (a ConfigError) listing each problem."""
+    schema = assemble_schema(registry)
+    validator = Draft202012Validator(schema)
+    translator = ErrorTranslator(schema, registry, raw.locations)
+    problems = translator.problems(validator.iter_errors(raw.data))
+    if not problems:
+        problems = [replace(p, line=raw.locations.line_of(p.path)) for p in check(raw.data, core_schema())]
+    if problems:
+        raise ConfigValidationError(raw.path, problems)
+    return Builder(raw.path, raw.data, schema).build()
+
+
+def load_config(
+    explicit: str | None, registry_factory: Callable[[list[str]], Registry]
+) -> tuple[Config, Registry]:
+    """Locate, read, load plugins (minus ``plugins.disable``), validate.
+
+    The registry is built between reading and validating because the file
+    decides which plugins are disabled, and the plugins decide the schema.
+    """
+    raw = read_config(locate_config(explicit))
+    registry = registry_factory(disabled_plugins(raw))
+    return validate_config(raw, registry), registry

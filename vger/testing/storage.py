@@ -1,0 +1,382 @@
+"""The contract every storage backend plugin must pass (see :class:`vger.interfaces.StorageBackend`).
+
+Why these tests: the repository format assumes very little of storage -- a
+flat key/value store -- but relies on every bit of it. A ``put`` that can be
+seen half-written, a ``get_range`` that returns fewer bytes, a missing key that
+surfaces as a generic error, or a listing that shows temporary files each turn
+into a corrupt or unrecoverable repository after a crash or a bad network day.
+Modelled on restic's backend test suite, which every restic backend runs.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import pytest
+
+from vger.errors import ObjectNotFound, RepositoryExists, StorageError
+from vger.interfaces import StorageBackend
+from vger.testing._support import (
+    KiB,
+    MiB,
+    as_buffers,
+    check_component_name,
+    check_options_schema,
+    random_bytes,
+    run_in_threads,
+)
+
+BackendFactory = Callable[[], Any]
+
+#: RFC 3986 scheme grammar, lower case only because vger routes urls by scheme.
+SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
+
+#: Keys a backend MUST refuse: each would escape the repository on a filesystem
+#: or alias another key on an object store.
+UNSAFE_KEYS = ("../x", "/abs", "/", "a/../../x", "..", "a/..", "")
+
+#: Prefixes ``list`` MUST refuse for the same reason.
+UNSAFE_PREFIXES = ("../", "..", "/abs", "a/../..")
+
+
+def _collect(backend: Any, prefix: str) -> list[str]:
+    return list(backend.list(prefix))
+
+
+class StorageBackendContract:
+    """Subclass this in a module named ``test_*.py`` under a class named ``Test*``.
+
+    Override:
+
+    ``backend_factory`` fixture (required)
+        Return a zero-argument callable that builds a new backend instance on
+        one fresh location private to the test (a folder under ``tmp_path``, a
+        unique bucket prefix, ...). Calling it twice MUST give two instances on
+        the *same* location: that is how the suite checks persistence and
+        ``create()`` on a non-empty location. Do not call ``create()`` yourself.
+    ``many_keys``
+        How many keys the listing test writes; above 1000 on purpose, because
+        S3-style APIs page listings at 1000 and a forgotten continuation token
+        is a classic bug.
+    ``large_object_size``
+        Size of the ``slow`` large-object test (default 100 MiB; packs reach 512 MiB).
+    ``atomic_object_size``
+        Size of the objects rewritten while other threads read and list.
+
+    The ``backend`` fixture gives an instance on which ``create()`` was called.
+    Tests marked ``slow`` need the marker registered in your pytest config
+    (``markers = ["slow: ..."]``) if you run with ``--strict-markers``.
+    """
+
+    many_keys: ClassVar[int] = 1100
+    large_object_size: ClassVar[int] = 100 * MiB
+    atomic_object_size: ClassVar[int] = 8 * MiB
+
+    @pytest.fixture
+    def backend_factory(self) -> BackendFactory:
+        raise NotImplementedError(
+            f"{type(self).__name__}: override the `backend_factory` fixture to return a callable "
+            "that builds a backend on a fresh location"
+        )
+
+    @pytest.fixture
+    def backend(self, backend_factory: BackendFactory) -> Iterator[Any]:
+        instance = backend_factory()
+        instance.create()
+        yield instance
+        instance.close()
+
+    # -- identity and creation ------------------------------------------------
+
+    def test_satisfies_the_protocol(self, backend: Any) -> None:
+        assert isinstance(backend, StorageBackend)
+        cls = type(backend)
+        check_component_name(cls.name)
+        assert isinstance(cls.schemes, tuple) and cls.schemes, "`schemes` must be a non-empty tuple"
+        for scheme in cls.schemes:
+            assert isinstance(scheme, str) and SCHEME.match(scheme), f"bad url scheme {scheme!r}"
+        assert isinstance(backend.location, str) and backend.location
+
+    def test_options_schema_is_valid(self, backend: Any) -> None:
+        check_options_schema(type(backend).options_schema)
+
+    def test_new_repository_lists_nothing(self, backend: Any) -> None:
+        assert _collect(backend, "") == []
+
+    def test_create_on_an_empty_location_is_allowed(self, backend: Any, backend_factory: BackendFactory) -> None:
+        other = backend_factory()
+        other.create()
+        other.close()
+
+    def test_create_refuses_a_non_empty_location(self, backend: Any, backend_factory: BackendFactory) -> None:
+        backend.put("config", b"existing repository")
+        other = backend_factory()
+        with pytest.raises(RepositoryExists):
+            other.create()
+        other.close()
+        assert backend.get("config") == b"existing repository", "a refused create() must touch nothing"
+
+    def test_another_instance_sees_the_objects(self, backend: Any, backend_factory: BackendFactory) -> None:
+        backend.put("snapshots/ab12", b"persisted")
+        other = backend_factory()
+        try:
+            assert other.get("snapshots/ab12") == b"persisted"
+            assert _collect(other, "snapshots") == ["snapshots/ab12"]
+        finally:
+            other.close()
+
+    def test_close_after_use(self, backend: Any, backend_factory: BackendFactory) -> None:
+        other = backend_factory()
+        other.put("k", b"v")
+        other.close()
+        assert backend.get("k") == b"v"
+
+    # -- round trips ----------------------------------------------------------
+
+    @pytest.mark.parametrize("size", [0, 1, 4 * KiB + 1, 5 * MiB + 3], ids=["empty", "1B", "4KiB", "5MiB"])
+    def test_round_trip(self, backend: Any, size: int) -> None:
+        data = random_bytes(size, seed=size)
+        backend.put("packs/00/object", data)
+        out = backend.get("packs/00/object")
+        assert isinstance(out, bytes), "get() must return bytes"
+        assert out == data
+        assert backend.size("packs/00/object") == size
+        assert backend.exists("packs/00/object") is True
+
+    @pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview"])
+    def test_put_accepts_every_buffer_type(self, backend: Any, kind: str) -> None:
+        data = random_bytes(10_000, seed=11)
+        backend.put("index/segment", dict(as_buffers(data))[kind])
+        assert backend.get("index/segment") == data
+
+    def test_key_with_every_allowed_character(self, backend: Any) -> None:
+        key = "abcdefghijklmnopqrstuvwxyz/0123456789/a.b_c-d"
+        backend.put(key, b"grammar")
+        assert backend.get(key) == b"grammar"
+        assert _collect(backend, "") == [key]
+
+    def test_top_level_key(self, backend: Any) -> None:
+        backend.put("config", b"top level")
+        assert backend.get("config") == b"top level"
+        assert _collect(backend, "") == ["config"]
+
+    @pytest.mark.slow
+    def test_large_object(self, backend: Any) -> None:
+        size = self.large_object_size
+        data = random_bytes(size, seed=12)
+        backend.put("packs/ff/large", data)
+        assert backend.size("packs/ff/large") == size
+        assert backend.get_range("packs/ff/large", size - 4096, 4096) == data[-4096:]
+        assert backend.get_range("packs/ff/large", size // 2, MiB) == data[size // 2 : size // 2 + MiB]
+        assert backend.get("packs/ff/large") == data
+
+    # -- ranged reads ----------------------------------------------------------
+
+    def test_get_range_returns_exactly_the_bytes(self, backend: Any) -> None:
+        data = random_bytes(MiB + 17, seed=13)
+        backend.put("packs/01/pack", data)
+        size = len(data)
+        for offset, length in ((0, 1), (0, size), (1, 10), (size - 1, 1), (size // 2, 1000), (4096, 65536)):
+            out = backend.get_range("packs/01/pack", offset, length)
+            assert isinstance(out, bytes)
+            assert out == data[offset : offset + length], f"range ({offset}, {length})"
+
+    def test_get_range_past_the_end_raises(self, backend: Any) -> None:
+        data = random_bytes(1000, seed=14)
+        backend.put("packs/02/pack", data)
+        for offset, length in ((995, 10), (1000, 1), (5000, 1), (0, 1001)):
+            with pytest.raises(StorageError):
+                backend.get_range("packs/02/pack", offset, length)
+        backend.put("packs/02/empty", b"")
+        with pytest.raises(StorageError):
+            backend.get_range("packs/02/empty", 0, 1)
+
+    # -- listing ----------------------------------------------------------------
+
+    def test_list_many_keys(self, backend: Any) -> None:
+        keys = [f"many/{i % 16:02x}/key-{i:06d}" for i in range(self.many_keys)]
+
+        def worker(index: int) -> None:
+            for key in keys[index::8]:
+                backend.put(key, key.encode())
+
+        run_in_threads(worker, 8)
+        listed = _collect(backend, "many")
+        assert len(listed) == len(keys), "a key was listed twice or not at all (paging bug?)"
+        assert set(listed) == set(keys)
+        assert sorted(_collect(backend, "many/")) == sorted(keys)
+        assert sorted(_collect(backend, "")) == sorted(keys)
+
+    def test_list_by_prefix(self, backend: Any) -> None:
+        layout = {
+            "config": b"c",
+            "index/0001": b"i1",
+            "index/0002": b"i2",
+            "packs/00/p1": b"p1",
+            "packs/00/p2": b"p2",
+            "packs/01/p3": b"p3",
+            "snapshots/s1": b"s1",
+            "locks/l1": b"l1",
+        }
+        for key, value in layout.items():
+            backend.put(key, value)
+        for prefix in ("packs", "packs/"):
+            assert sorted(_collect(backend, prefix)) == ["packs/00/p1", "packs/00/p2", "packs/01/p3"]
+        assert sorted(_collect(backend, "packs/00")) == ["packs/00/p1", "packs/00/p2"]
+        assert sorted(_collect(backend, "index/")) == ["index/0001", "index/0002"]
+        assert _collect(backend, "nothing-here") == []
+        assert _collect(backend, "nothing-here/") == []
+        every = _collect(backend, "")
+        assert sorted(every) == sorted(layout)
+        for key in every:
+            assert isinstance(key, str)
+            assert backend.get(key) == layout[key], "a listed key must be gettable as listed"
+
+    def test_deleted_keys_are_not_listed(self, backend: Any) -> None:
+        backend.put("locks/a", b"a")
+        backend.put("locks/b", b"b")
+        backend.delete("locks/a")
+        assert _collect(backend, "locks") == ["locks/b"]
+
+    # -- missing keys ---------------------------------------------------------
+
+    @pytest.mark.parametrize("key", ["missing", "deep/missing/key", "folder", "folder/child/grandchild"])
+    def test_missing_key_raises_object_not_found(self, backend: Any, key: str) -> None:
+        # "folder" only exists as the prefix of another key: on a filesystem it
+        # is a directory, but it is not an object.
+        backend.put("folder/child", b"present")
+        with pytest.raises(ObjectNotFound):
+            backend.get(key)
+        with pytest.raises(ObjectNotFound):
+            backend.get_range(key, 0, 1)
+        with pytest.raises(ObjectNotFound):
+            backend.size(key)
+        with pytest.raises(ObjectNotFound):
+            backend.delete(key)
+        assert backend.exists(key) is False
+        assert backend.get("folder/child") == b"present"
+
+    def test_delete_removes_the_object(self, backend: Any) -> None:
+        backend.put("snapshots/gone", b"bye")
+        backend.delete("snapshots/gone")
+        assert backend.exists("snapshots/gone") is False
+        with pytest.raises(ObjectNotFound):
+            backend.get("snapshots/gone")
+        with pytest.raises(ObjectNotFound):
+            backend.delete("snapshots/gone")
+
+    # -- overwrite and atomicity -----------------------------------------------
+
+    def test_overwrite_replaces_the_content(self, backend: Any) -> None:
+        big, small = random_bytes(300_000, seed=15), b"small"
+        backend.put("index/over", big)
+        backend.put("index/over", small)
+        assert backend.get("index/over") == small
+        assert backend.size("index/over") == len(small)
+        backend.put("index/over", big)
+        assert backend.get("index/over") == big
+        backend.put("index/over", b"")
+        assert backend.get("index/over") == b""
+        assert _collect(backend, "index") == ["index/over"]
+
+    def _write_while_watching(self, backend: Any, watch: Callable[[list[bytes], set[str]], None]) -> None:
+        """Rewrite objects on one thread while ``watch`` runs on another until done."""
+        size = self.atomic_object_size
+        # Each version has its own length and fill byte, so a torn or short read
+        # cannot pass for any of them.
+        versions = [bytes([fill]) * (size + fill * 4096) for fill in (1, 2, 3)]
+        keys = {"atomic/object"} | {f"atomic/new-{i}" for i in range(6)}
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def watcher() -> None:
+            try:
+                while not done.is_set():
+                    watch(versions, keys)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=watcher)
+        thread.start()
+        try:
+            for round_number in range(6):
+                backend.put("atomic/object", versions[round_number % 3])
+                backend.put(f"atomic/new-{round_number}", versions[(round_number + 1) % 3])
+        finally:
+            done.set()
+            thread.join(timeout=120)
+        assert not errors, f"the watcher saw: {errors[0]!r}"
+        assert sorted(_collect(backend, "atomic")) == sorted(keys)
+
+    def test_readers_never_see_a_partial_object(self, backend: Any) -> None:
+        seen_once: set[str] = set()
+
+        def read_all(versions: list[bytes], keys: set[str]) -> None:
+            for key in sorted(keys):
+                try:
+                    data = backend.get(key)
+                except ObjectNotFound:
+                    # Absent before its first put, never after: an overwrite
+                    # must not make the key vanish for a moment.
+                    assert key not in seen_once, f"{key} disappeared during an overwrite"
+                    continue
+                seen_once.add(key)
+                assert data and data[0] in (1, 2, 3), f"{key}: read {len(data)} bytes of an unknown version"
+                assert data == versions[data[0] - 1], f"{key}: read a partial or mixed object"
+                head = backend.get_range(key, 0, 4096)
+                assert head in (bytes([1]) * 4096, bytes([2]) * 4096, bytes([3]) * 4096)
+
+        self._write_while_watching(backend, read_all)
+
+    def test_objects_being_written_are_never_listed(self, backend: Any) -> None:
+        def list_all(versions: list[bytes], keys: set[str]) -> None:
+            for key in _collect(backend, ""):
+                assert key in keys, f"listing showed {key!r}, which was never put (a temporary file?)"
+            for key in _collect(backend, "atomic/"):
+                assert key in keys, f"listing showed {key!r}, which was never put (a temporary file?)"
+
+        self._write_while_watching(backend, list_all)
+
+    def test_concurrent_writers_from_eight_threads(self, backend: Any) -> None:
+        payloads = [random_bytes(256 * KiB, seed=40 + i) for i in range(8)]
+
+        def worker(index: int) -> None:
+            for i in range(30):
+                # Shared new folders: every thread races to create them.
+                backend.put(f"conc/{i % 5}/{i}/t{index}", payloads[index][: 1000 + i])
+            for _ in range(5):
+                backend.put("conc-same/key", payloads[index])
+
+        run_in_threads(worker, 8)
+        expected = {f"conc/{i % 5}/{i}/t{t}" for t in range(8) for i in range(30)}
+        assert set(_collect(backend, "conc")) == expected
+        for key in expected:
+            index, i = int(key.rsplit("/t", 1)[1]), int(key.split("/")[2])
+            assert backend.get(key) == payloads[index][: 1000 + i]
+        assert backend.get("conc-same/key") in payloads, "concurrent overwrites of one key mixed their data"
+
+    # -- refusing unsafe keys ---------------------------------------------------
+
+    @pytest.mark.parametrize("key", UNSAFE_KEYS)
+    def test_unsafe_keys_are_refused(self, backend: Any, key: str) -> None:
+        operations: list[tuple[str, Callable[[], object]]] = [
+            ("put", lambda: backend.put(key, b"escape")),
+            ("get", lambda: backend.get(key)),
+            ("get_range", lambda: backend.get_range(key, 0, 1)),
+            ("exists", lambda: backend.exists(key)),
+            ("size", lambda: backend.size(key)),
+            ("delete", lambda: backend.delete(key)),
+        ]
+        for label, operation in operations:
+            with pytest.raises(StorageError):
+                operation()
+                pytest.fail(f"{label}({key!r}) was accepted")
+        assert _collect(backend, "") == [], "a refused put must write nothing"
+
+    @pytest.mark.parametrize("prefix", UNSAFE_PREFIXES)
+    def test_unsafe_list_prefixes_are_refused(self, backend: Any, prefix: str) -> None:
+        with pytest.raises(StorageError):
+            _collect(backend, prefix)
