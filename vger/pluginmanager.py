@@ -295,7 +295,8 @@ def register_commands(registry: Registry) -> list[tuple[PluginSource, Any]]:
     for impl in registry.pm.hook.vger_register_commands.get_hookimpls():
         source = registry.plugins[impl.plugin_name]
         try:
-            commands: list[Any] = impl.function() or []
+            returned: Any = impl.function()
+            commands: list[Any] = list(returned or [])
         except Exception as exc:
             registry.failures.append(LoadFailure(source, f"vger_register_commands raised {exc}"))
             continue
