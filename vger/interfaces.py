@@ -112,6 +112,10 @@ class StorageBackend(Protocol):
     - Failures MUST be mapped onto :class:`vger.errors.TransientStorageError` (retry
       may help) or :class:`vger.errors.PermanentStorageError`.
     - MUST be safe to use from several threads.
+
+    Optional: ``put_parts(key, parts: Sequence[Buffer])``, the same contract as
+    ``put`` for an object given as consecutive buffers. The pack writer uses it
+    when present, which saves joining every 32 MiB pack in memory.
     """
 
     schemes: ClassVar[tuple[str, ...]]

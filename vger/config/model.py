@@ -124,7 +124,7 @@ class RetentionConfig:
             self.keep_monthly,
             self.keep_yearly,
         )
-        within = self.keep_within is not None and int(self.keep_within[:-1] or 0) > 0
+        within = self.keep_within is not None and int(self.keep_within.rstrip("hdwmy") or 0) > 0
         return not within and not any(counts)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from vger.config.schema import BRANCH_KEY, EXPECTED_KEY, KIND_KEY
+from vger.config.schema import BRANCH_KEY, EXPECTED_KEY, HINT_KEY, KIND_KEY
 from vger.config.yamlload import KeyPath, Locations
 from vger.errors import ConfigError
 from vger.pluginmanager import INSTALL_HINTS, Registry
@@ -192,12 +192,25 @@ class ErrorTranslator:
         self.root = root
         self.registry = registry
         self.locations = locations
+        self.unselected: set[KeyPath] = set()
 
     def problems(self, errors: Iterable[ValidationError]) -> list[Problem]:
         errors = list(errors)
         specific = {tuple(e.absolute_path) for e in errors if e.validator not in _UNKNOWN_KEY_VALIDATORS}
+        # Where the plugin selector itself is wrong, the plugin's keys are
+        # unknowable: calling them "unknown keys" would only be noise.
+        self.unselected = {
+            tuple(e.absolute_path)[:-1]
+            for e in errors
+            if e.validator == "enum" and isinstance(e.schema, Mapping) and KIND_KEY in e.schema
+        }
+        # A value of the wrong type fails its other keywords too (enum, ...);
+        # the type error alone says what to fix.
+        mistyped = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
         found: list[Problem] = []
         for error in errors:
+            if error.validator != "type" and tuple(error.absolute_path) in mistyped:
+                continue
             found.extend(self._translate(error, specific))
         unique = {(p.path, p.message): p for p in found}
         return sorted(unique.values(), key=lambda p: (p.line or 0, format_path(p.path)))
@@ -220,7 +233,10 @@ class ErrorTranslator:
                 if isinstance(instance, Mapping) and key not in instance
             ]
         if kind == "type":
-            return [self._problem(path, self._type_message(expected, instance))]
+            message = self._type_message(expected, instance)
+            if HINT_KEY in schema:
+                message += f"; {schema[HINT_KEY]}"
+            return [self._problem(path, message)]
         if kind == "enum":
             return [self._problem(path, self._enum_message(schema, expected, instance))]
         if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
@@ -241,7 +257,7 @@ class ErrorTranslator:
     def _unknown_keys(
         self, path: KeyPath, schema: Mapping[str, Any], instance: Any, specific: set[KeyPath]
     ) -> list[Problem]:
-        if not isinstance(instance, Mapping):
+        if not isinstance(instance, Mapping) or path in self.unselected:
             return []
         space = _KeySpace(set(), [], {})
         _key_space(schema, instance, self.root, space)

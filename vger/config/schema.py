@@ -31,6 +31,7 @@ CORE_SCHEMA_FILE = SCHEMA_DIR / "config.schema.json"
 BRANCH_KEY = "x-vger-branch"
 KIND_KEY = "x-vger-plugin-kind"
 EXPECTED_KEY = "x-expected"
+HINT_KEY = "x-hint"
 
 #: Backend options config.md allows for schemes whose plugin is not installed,
 #: so a typo is still caught while the CLI reports the missing plugin.
@@ -90,6 +91,17 @@ def options_schema(component: Component) -> Mapping[str, Any]:
     return declared if isinstance(declared, Mapping) else {"type": "object", "properties": {}}
 
 
+@functools.lru_cache(maxsize=256)
+def _schema_problem(schema_json: str) -> str | None:
+    """Why a schema is not valid Draft 2020-12, or None; cached because the check is slow
+    (a metaschema walk) and the same plugin schemas are checked on every load."""
+    try:
+        Draft202012Validator.check_schema(json.loads(schema_json))
+    except SchemaError as exc:
+        return exc.message
+    return None
+
+
 def _plugin_branch_schema(component: Component) -> dict[str, Any]:
     """The plugin schema as a ``then`` branch, or a branch that fails with a clear reason.
 
@@ -97,14 +109,13 @@ def _plugin_branch_schema(component: Component) -> dict[str, Any]:
     select that plugin.
     """
     schema = copy.deepcopy(dict(options_schema(component)))
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
+    problem = _schema_problem(json.dumps(schema, sort_keys=True, default=repr))
+    if problem is not None:
         return {
             "not": {},
             EXPECTED_KEY: (
                 f"options for {component.kind} '{component.name}', but {component.source.describe()} "
-                f"declares an invalid options_schema ({exc.message}); report it to its author"
+                f"declares an invalid options_schema ({problem}); report it to its author"
             ),
         }
     # The core already rejects unknown keys; a plugin's own
@@ -126,10 +137,12 @@ def _add_selector_branches(
 ) -> None:
     default = target["properties"][selector].get("default")
     names = list(extra_names)
-    branches = target.setdefault("allOf", [])
+    branches: list[dict[str, Any]] = []
     for component in components:
         names.append(component.name)
-        condition: dict[str, Any] = {"properties": {selector: {"const": component.name}}}
+        # "type": "object" keeps a mistyped block (a string, null) out of every
+        # branch, so it gets one type error instead of one per plugin.
+        condition: dict[str, Any] = {"type": "object", "properties": {selector: {"const": component.name}}}
         if component.name != default:
             # Without "required", an absent selector would match every branch;
             # absent means the default, so only the default's branch may match then.
@@ -141,6 +154,8 @@ def _add_selector_branches(
                 BRANCH_KEY: f"{selector} is {component.name}",
             }
         )
+    if branches:  # an empty allOf is not a valid schema
+        target.setdefault("allOf", []).extend(branches)
     target["properties"][selector]["enum"] = sorted(set(names))
     target["properties"][selector][KIND_KEY] = kind
 
@@ -163,6 +178,14 @@ def _scheme_pattern(scheme: str) -> str:
     return f"^{_case_insensitive(scheme)}://"
 
 
+def _url_condition(scheme: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"url": {"pattern": _scheme_pattern(scheme)}},
+        "required": ["url"],
+    }
+
+
 def _add_backend_branches(repository: dict[str, Any], storages: Iterable[Component]) -> None:
     branches = repository.setdefault("allOf", [])
     claimed: set[str] = set()
@@ -174,7 +197,7 @@ def _add_backend_branches(repository: dict[str, Any], storages: Iterable[Compone
             claimed.add(scheme)
             branches.append(
                 {
-                    "if": {"properties": {"url": {"pattern": _scheme_pattern(scheme)}}, "required": ["url"]},
+                    "if": _url_condition(scheme),
                     "then": _plugin_branch_schema(component),
                     BRANCH_KEY: f"the url is a {scheme}:// url"
                     if scheme != "file"
@@ -186,7 +209,7 @@ def _add_backend_branches(repository: dict[str, Any], storages: Iterable[Compone
             continue
         branches.append(
             {
-                "if": {"properties": {"url": {"pattern": _scheme_pattern(scheme)}}, "required": ["url"]},
+                "if": _url_condition(scheme),
                 "then": {"type": "object", "properties": copy.deepcopy(properties)},
                 BRANCH_KEY: f"the url is a {scheme}:// url",
             }

@@ -40,34 +40,43 @@ class PackEntry:
 
 
 class PackBuilder:
-    """Accumulates blobs for one pack in memory (bounded by the target size)."""
+    """Collects the blobs of one pack (bounded by the target size).
+
+    Blobs are kept as a list of buffers, never copied into one growing
+    buffer: growing a 32 MiB bytearray (or joining one) touches fresh pages
+    with the GIL held, which measured at under 500 MB/s here and serialized
+    the whole pipeline. Backends with ``put_parts`` write the list directly.
+    """
 
     def __init__(self) -> None:
-        self.buffer = bytearray(PACK_PREAMBLE)
+        self.parts: list[bytes] = [PACK_PREAMBLE]
+        self.size = len(PACK_PREAMBLE)
         self.entries: list[PackEntry] = []
 
     def __len__(self) -> int:
-        return len(self.buffer)
+        return self.size
 
     @property
     def empty(self) -> bool:
         return not self.entries
 
     def add(self, chunk_id: bytes, blob_type: int, envelope: bytes, plain_size: int) -> None:
-        self.buffer += _U32.pack(len(envelope))
-        offset = len(self.buffer)
-        self.buffer += envelope
+        self.parts.append(_U32.pack(len(envelope)))
+        offset = self.size + 4
+        self.parts.append(envelope)
+        self.size = offset + len(envelope)
         self.entries.append(PackEntry(chunk_id, blob_type, offset, len(envelope), plain_size))
 
-    def finish(self, cipher: Cipher) -> tuple[bytes, bytes]:
-        """Return ``(pack_id, pack_bytes)``; the builder must not be used afterwards."""
+    def finish(self, cipher: Cipher) -> tuple[bytes, list[bytes]]:
+        """Return ``(pack_id, parts)``; the parts concatenated are the pack file."""
         header = msgpack.packb([[e.chunk_id, e.blob_type, e.offset, e.length, e.plain_size] for e in self.entries])
         sealed = seal(cipher, ObjectType.PACK_HEADER, header)
-        self.buffer += sealed
-        self.buffer += _U32.pack(len(sealed))
-        data = bytes(self.buffer)
-        self.buffer = bytearray()
-        return hashlib.blake2b(data, digest_size=32).digest(), data
+        parts = [*self.parts, sealed, _U32.pack(len(sealed))]
+        self.parts = []
+        digest = hashlib.blake2b(digest_size=32)
+        for part in parts:
+            digest.update(part)  # releases the GIL for parts over 2 KiB
+        return digest.digest(), parts
 
 
 def pack_id_of(data: bytes) -> bytes:

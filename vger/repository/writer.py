@@ -71,7 +71,7 @@ class BlobWriter:
             self._claimed[chunk_id] = 0
         compressed = self.compressor.compress(data) if len(data) else b""
         if len(compressed) >= len(data) and self.compressor.tag != _NONE_TAG:
-            plain = self._none_tag + bytes(data)  # incompressible: skip decompression on restore
+            plain = b"".join((self._none_tag, data))  # incompressible: skip decompression on restore
         else:
             plain = self._tag + compressed
         obj_type = ObjectType.ITEMS if blob_type == fmt.BLOB_ITEMS else ObjectType.CHUNK
@@ -101,8 +101,13 @@ class BlobWriter:
     def _upload(self, builder: PackBuilder) -> None:
         try:
             entries = builder.entries
-            pack_id, data = builder.finish(self.repo.cipher)
-            self.repo.backend.put(fmt.pack_key(pack_id), data)
+            pack_id, parts = builder.finish(self.repo.cipher)
+            size = sum(len(p) for p in parts)
+            put_parts = getattr(self.repo.backend, "put_parts", None)
+            if put_parts is not None:
+                put_parts(fmt.pack_key(pack_id), parts)
+            else:
+                self.repo.backend.put(fmt.pack_key(pack_id), b"".join(parts))
             with self._lock:
                 self._new_entries[pack_id] = [
                     (e.chunk_id, e.blob_type, e.offset, e.length, e.plain_size) for e in entries
@@ -110,7 +115,7 @@ class BlobWriter:
                 for e in entries:
                     self.index.add(e.chunk_id, pack_id, e.blob_type, e.offset, e.length, e.plain_size)
             if self._on_upload:
-                self._on_upload(len(data))
+                self._on_upload(size)
         finally:
             self._upload_slots.release()
 

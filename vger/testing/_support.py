@@ -75,14 +75,18 @@ def check_options_schema(schema: object) -> None:
         # A default that its own schema rejects would make the starter config invalid.
         if isinstance(subschema, Mapping) and "default" in subschema:
             errors = list(jsonschema.Draft202012Validator(dict(subschema)).iter_errors(subschema["default"]))
-            assert not errors, f"default of option {key!r} does not satisfy its own schema: {errors[0].message}"
+            assert not errors, (
+                f"default of option {key!r} does not satisfy its own schema: {errors[0].message}"
+            )
 
 
 def schema_defaults(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The options a user gets by writing nothing: every declared default."""
     properties = schema.get("properties", {})
     return {
-        key: sub["default"] for key, sub in properties.items() if isinstance(sub, Mapping) and "default" in sub
+        key: sub["default"]
+        for key, sub in properties.items()
+        if isinstance(sub, Mapping) and "default" in sub
     }
 
 

@@ -113,6 +113,21 @@ class ChunkerContract:
     def test_options_schema_is_valid(self, chunker: Any) -> None:
         check_options_schema(type(chunker).options_schema)
 
+    def test_options_may_include_the_core_keys(self, chunker: Any) -> None:
+        # vger hands over the user's whole `chunker:` block: the selector and the
+        # sizes (also passed as arguments) sit beside the plugin's own options.
+        cls = type(chunker)
+        min_size, avg_size, max_size = self.sizes
+        block = {
+            **schema_defaults(cls.options_schema),
+            "algorithm": cls.name,
+            "min_size": min_size,
+            "avg_size": avg_size,
+            "max_size": max_size,
+        }
+        buf = random_buffer(2 * MiB, seed=10)
+        self.check_lengths(cls(min_size, avg_size, max_size, block).split(buf), len(buf), self.sizes)
+
     # -- cut rules ------------------------------------------------------------
 
     def test_empty_buffer_gives_no_chunks(self, chunker: Any) -> None:

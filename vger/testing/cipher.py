@@ -184,7 +184,15 @@ class CipherContract:
         nonce = self.nonce(cipher)
         data = cipher.encrypt(nonce, MARKER, AAD)
         tag_size = type(cipher).tag_size
-        for wrong in (b"", data[:1], data[: tag_size - 1], data[:tag_size], data[:-1], data[1:], data + b"\x00"):
+        for wrong in (
+            b"",
+            data[:1],
+            data[: tag_size - 1],
+            data[:tag_size],
+            data[:-1],
+            data[1:],
+            data + b"\x00",
+        ):
             with pytest.raises(IntegrityError):
                 cipher.decrypt(nonce, wrong, AAD)
 

@@ -106,7 +106,9 @@ class StorageBackendContract:
     def test_new_repository_lists_nothing(self, backend: Any) -> None:
         assert _collect(backend, "") == []
 
-    def test_create_on_an_empty_location_is_allowed(self, backend: Any, backend_factory: BackendFactory) -> None:
+    def test_create_on_an_empty_location_is_allowed(
+        self, backend: Any, backend_factory: BackendFactory
+    ) -> None:
         other = backend_factory()
         other.create()
         other.close()

@@ -11,7 +11,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlparse
@@ -35,6 +35,25 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_IOV_MAX = 1024  # POSIX minimum for writev's vector length on Linux
+
+
+def _write_all(fd: int, parts: Sequence[Buffer]) -> None:
+    views = [memoryview(p).cast("B") for p in parts if len(p)]
+    while views:
+        batch = views[:_IOV_MAX]
+        written = os.writev(fd, batch)
+        # drop fully written buffers, trim a partially written one
+        while written and views:
+            head = views[0]
+            if written >= len(head):
+                written -= len(head)
+                views.pop(0)
+            else:
+                views[0] = head[written:]
+                written = 0
 
 
 def _map_os_error(exc: OSError, key: str, location: str) -> StorageError:
@@ -121,6 +140,10 @@ class FileBackend:
         self._made_dirs.add(folder)
 
     def put(self, key: str, data: Buffer) -> None:
+        self.put_parts(key, [data])
+
+    def put_parts(self, key: str, parts: Sequence[Buffer]) -> None:
+        """Atomic write of consecutive buffers (``os.writev``, no joining in memory)."""
         final = self._path(key)
         folder = os.path.dirname(final)
         tmp = f"{final}{TEMP_MARKER}{secrets.token_hex(6)}"
@@ -128,10 +151,7 @@ class FileBackend:
             self._ensure_dir(folder)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                _write_all(fd, parts)
                 os.fsync(fd)
             finally:
                 os.close(fd)
