@@ -69,10 +69,17 @@ def cli(
 
 
 def _register() -> None:
-    from vger.cli.commands import backup, check, config, info, init, listing, plugins, restore
+    """Every module in vger.cli.commands that defines ``command`` is a command."""
+    import importlib
+    import pkgutil
 
-    for module in (config, init, backup, listing, restore, info, check, plugins):
-        cli.add_command(module.command)
+    from vger.cli import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        command = getattr(module, "command", None)
+        if isinstance(command, click.Command):
+            cli.add_command(command)
 
 
 def _add_plugin_commands() -> None:
