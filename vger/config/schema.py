@@ -22,6 +22,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from vger.errors import ConfigError
 from vger.pluginmanager import Component, Registry
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
@@ -59,8 +60,12 @@ _NO_SCHEME = "(?![A-Za-z][A-Za-z0-9+.-]*://)"
 
 @functools.lru_cache(maxsize=1)
 def _load_core() -> dict[str, Any]:
-    with CORE_SCHEMA_FILE.open(encoding="utf-8") as handle:
-        schema: dict[str, Any] = json.load(handle)
+    try:
+        with CORE_SCHEMA_FILE.open(encoding="utf-8") as handle:
+            schema: dict[str, Any] = json.load(handle)
+    except OSError as exc:
+        # Only a broken installation gets here; say so instead of a traceback.
+        raise ConfigError(f"vger is installed without its config schema ({CORE_SCHEMA_FILE}): {exc}") from exc
     return schema
 
 
