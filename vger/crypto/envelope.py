@@ -21,6 +21,7 @@ class ObjectType(enum.IntEnum):
     PACK_HEADER = 0x05
     KEY = 0x06
     ITEMS = 0x07  # a chunk of a snapshot's item stream (file metadata)
+    LOCK = 0x08
 
 
 _VALID_TYPES = {t.value for t in ObjectType}

@@ -82,15 +82,22 @@ class ItemStreamWriter:
 def iter_items(chunk_ids: Iterable[bytes], fetch: Callable[[bytes], bytes]) -> Iterator[Item]:
     """Decode items chunk by chunk; memory stays at one chunk plus one item."""
     unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_ITEM_BYTES, strict_map_key=True)
+    fed = 0
     for chunk_id in chunk_ids:
-        unpacker.feed(fetch(chunk_id))
+        data = fetch(chunk_id)
+        fed += len(data)
+        try:
+            unpacker.feed(data)
+        except msgpack.BufferFull as exc:
+            raise CorruptData(f"item stream holds an item larger than {MAX_ITEM_BYTES} bytes") from exc
         try:
             for item in unpacker:
                 yield _checked(item)
         except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
             raise CorruptData(f"item stream is malformed: {exc}") from exc
     # Bytes left over after the last complete item mean a truncated stream.
-    if unpacker.read_bytes(1):
+    # (tell(), not read_bytes(): msgpack refuses read_bytes mid-object.)
+    if unpacker.tell() != fed:
         raise CorruptData("item stream ends in the middle of an item")
 
 

@@ -72,12 +72,14 @@ class Repository:
         cipher_cls = registry.get("cipher", cipher_name)
         if backend.exists(fmt.CONFIG_KEY):
             raise RepositoryExists(f"a repository already exists at {backend.location}; nothing was touched")
+        # Ask before creating anything: a missing passphrase must not leave an empty folder behind.
+        secret = passphrase() if cipher_cls.encrypts else None
         backend.create()
         repo_id = os.urandom(32)
         key: MasterKey | None = None
-        if cipher_cls.encrypts:
+        if secret is not None:
             key = MasterKey.generate(repo_id, cipher_name)
-            backend.put(fmt.KEY_FILE_KEY, wrap_key(key, passphrase()))
+            backend.put(fmt.KEY_FILE_KEY, wrap_key(key, secret))
             scheme = CHUNK_ID_KEYED
         else:
             scheme = CHUNK_ID_PLAIN
@@ -271,3 +273,43 @@ class Repository:
 
     def iter_items(self, snap: Snapshot) -> Iterator[Item]:
         return iter_items(snap.items, self.read_blob)
+
+
+def export_key_text(repo: Repository) -> str:
+    """The wrapped key as text (still protected by the passphrase), for ``vger key export``."""
+    import base64
+    import textwrap
+
+    blob = repo.backend.get(fmt.KEY_FILE_KEY)
+    body = "\n".join(textwrap.wrap(base64.b64encode(blob).decode("ascii"), 76))
+    return f"{KEY_EXPORT_HEADER}\nrepository: {repo.id_hex}\n{body}\n"
+
+
+KEY_EXPORT_HEADER = "VGER KEY v1"
+
+
+def import_key_text(backend: StorageBackend, text: str, passphrase: PassphraseFn) -> None:
+    """Put an exported key back, after checking it belongs here and the passphrase opens it."""
+    import base64
+    import binascii
+
+    lines = [line.strip() for line in text.strip().splitlines()]
+    if len(lines) < 3 or lines[0] != KEY_EXPORT_HEADER or not lines[1].startswith("repository: "):
+        raise RepositoryError("this file is not a vger key export (expected a 'VGER KEY v1' header)")
+    try:
+        blob = base64.b64decode("".join(lines[2:]), validate=True)
+    except binascii.Error as exc:
+        raise RepositoryError(f"the key export is damaged: {exc}") from exc
+    try:
+        config = fmt.RepoConfig.from_bytes(backend.get(fmt.CONFIG_KEY))
+    except ObjectNotFound:
+        raise RepositoryNotFound(f"no repository at {backend.location}; create one with `vger init`") from None
+    if lines[1].removeprefix("repository: ") != config.repo_id.hex():
+        raise RepositoryError(
+            f"this key belongs to repository {lines[1].removeprefix('repository: ')[:16]}, "
+            f"not to {config.repo_id.hex()[:16]} at {backend.location}"
+        )
+    key = unwrap_key(blob, passphrase())
+    if key.repo_id != config.repo_id or key.cipher != config.cipher:
+        raise IntegrityError("the key does not match this repository's config")
+    backend.put(fmt.KEY_FILE_KEY, blob)

@@ -120,6 +120,10 @@ class Restorer:
                     continue
                 if include is not None and not is_dir and not include.match_file(text):
                     continue
+                problem = item_problem(item)
+                if problem is not None:
+                    result.errors.append((shown, f"malformed item in the snapshot: {problem}"))
+                    continue
                 if self.dry_run:
                     result.planned.append(shown)
                     result.entries += 1
@@ -240,6 +244,7 @@ class Restorer:
 
     def _write_file(self, fd: int, target: bytes, rel: bytes, item: Item) -> int:
         written = 0
+        ino = os.fstat(fd).st_ino
         try:
             try:
                 chunks = item.get("chunks") or []
@@ -259,13 +264,17 @@ class Restorer:
                         self.progress.bytes_read(len(data))
                 if written != size:
                     raise IntegrityError(f"restored {written} bytes but the snapshot recorded {size}")
+                # Through the descriptor, not the path: meanwhile a later item of a
+                # hostile snapshot may have put a symlink at this path (--overwrite).
+                self._apply_metadata(fd, item)
             finally:
                 os.close(fd)
-            self._apply_metadata(target, item)
         except (VgerError, OSError) as exc:
-            # Never leave a file that looks restored but holds wrong or partial data.
+            # Never leave a file that looks restored but holds wrong or partial data
+            # (and never remove what another item put at this path since).
             try:
-                os.unlink(target)
+                if os.lstat(target).st_ino == ino:
+                    os.unlink(target)
             except OSError:
                 pass
             message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -275,23 +284,77 @@ class Restorer:
         return written
 
     # -- metadata -----------------------------------------------------------------
-    def _apply_metadata(self, target: bytes, item: Item) -> None:
+    def _apply_metadata(self, target: bytes | int, item: Item) -> None:
+        """Owner, xattrs, mode and times of ``target`` (a path, never followed, or an open fd)."""
         kind = item["type"]
         is_link = kind == "symlink"
+        # follow_symlinks cannot be combined with a file descriptor.
+        nofollow: dict[str, bool] = {} if isinstance(target, int) else {"follow_symlinks": False}
         if self.restore_owner:
             uid = _uid(item)
             gid = _gid(item)
-            os.chown(target, uid, gid, follow_symlinks=False)
+            os.chown(target, uid, gid, **nofollow)
         if self.xattrs and item.get("xattrs"):
             for name, value in item["xattrs"]:
                 try:
-                    os.setxattr(target, name, value, follow_symlinks=False)
+                    os.setxattr(target, name, value, **nofollow)
                 except OSError as exc:
                     if exc.errno not in (errno.ENOTSUP, errno.EPERM, errno.EACCES):
                         raise
         if not is_link:
             os.chmod(target, stat.S_IMODE(item["mode"]))
-        os.utime(target, ns=(int(item["atime"]), int(item["mtime"])), follow_symlinks=False)
+        os.utime(target, ns=(int(item["atime"]), int(item["mtime"])), **nofollow)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def item_problem(item: Item) -> str | None:
+    """Why ``item`` (from a possibly hostile repository) cannot be restored, or None.
+
+    Checked before anything is created, so a malformed entry is reported and
+    skipped instead of crashing the restore half-way.
+    """
+    kind = item["type"]
+    for name in ("mode", "uid", "gid", "atime", "mtime"):
+        if not _is_int(item.get(name)):
+            return f"field {name!r} is missing or not an integer"
+    for name in ("user", "group"):
+        if item.get(name) is not None and not isinstance(item[name], str):
+            return f"field {name!r} is not text"
+    xattrs = item.get("xattrs")
+    if xattrs is not None and not (
+        isinstance(xattrs, list)
+        and all(
+            isinstance(x, list) and len(x) == 2 and isinstance(x[0], (bytes, str)) and isinstance(x[1], bytes)
+            for x in xattrs
+        )
+    ):
+        return "malformed xattrs"
+    if kind == "file":
+        size, chunks = item.get("size", 0), item.get("chunks") or []
+        if not _is_int(size) or size < 0:
+            return "size is not a non-negative integer"
+        if not isinstance(chunks, list) or not all(
+            isinstance(c, list)
+            and len(c) == 2
+            and isinstance(c[0], bytes)
+            and len(c[0]) == 32
+            and _is_int(c[1])
+            and c[1] >= 0
+            for c in chunks
+        ):
+            return "malformed chunk list"
+        total = sum(c[1] for c in chunks)
+        if total != size:
+            return f"its chunks add up to {total} bytes but its size is {size}"
+    elif kind in ("symlink", "hardlink"):
+        if not isinstance(item.get("target"), bytes) or not item["target"]:
+            return "link without a target"
+    elif kind == "device" and not _is_int(item.get("rdev", 0)):
+        return "device number is not an integer"
+    return None
 
 
 def _uid(item: Item) -> int:

@@ -15,6 +15,7 @@ from vger.cli.output import emit_json, error_line, human_size, json_option, stdo
 from vger.cli.progress import ProgressDisplay
 from vger.config.model import RepositoryConfig, SourceConfig
 from vger.errors import EXIT_ERROR, EXIT_PARTIAL, VgerError
+from vger.repository.locks import SHARED, locked
 from vger.repository.repository import Repository
 
 
@@ -110,7 +111,8 @@ def _backup_one(
     for path in source.paths:
         if not os.path.exists(path):
             raise VgerError(f"source path {path} does not exist")
-    with display:
+    lock = contextlib.nullcontext() if dry_run else locked(repo, SHARED, "backup")
+    with lock, display:
         archiver = Archiver(
             repo,
             app.chunker(),

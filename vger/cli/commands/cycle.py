@@ -7,17 +7,30 @@ import click
 from vger.cli.app import App
 from vger.cli.commands.backup import run_backup
 from vger.cli.commands.check import run_check
-from vger.errors import EXIT_ERROR
+from vger.cli.commands.compact import run_compact_command
+from vger.cli.commands.prune import has_any_policy, run_prune
+from vger.errors import EXIT_ERROR, VgerError
 
 
 def run_cycle(ctx: click.Context) -> None:
-    """backup, then check; stops at the first failure with that step's exit code.
+    """backup, prune (when a retention rule is set), compact, check.
 
-    prune and compact join the cycle once retention and compaction exist.
+    Stops at the first failure with that step's exit code; a backup that
+    committed with unreadable files (exit 3) still lets the cycle go on, and
+    the 3 is reported at the end.
     """
     app: App = ctx.obj
-    code = run_backup(app)
+    with app.step("backup"):
+        code = run_backup(app)
     if code == EXIT_ERROR:
         ctx.exit(code)
-    check_code = run_check(app, verify_data=False)
-    ctx.exit(check_code or code)
+    if any(has_any_policy(app, cfg) for cfg in app.repositories()):
+        with app.step("prune"):
+            run_prune(app)
+    with app.step("compact"):
+        run_compact_command(app)
+    with app.step("check"):
+        check_code = run_check(app, verify_data=False)
+    if check_code:
+        raise VgerError("check found problems (see above); run `vger check --verify-data` for details")
+    ctx.exit(code)

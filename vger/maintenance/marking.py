@@ -1,0 +1,45 @@
+"""Which chunks the remaining snapshots still need ("mark" of mark-and-sweep).
+
+Garbage is found by marking from the live snapshots every time; no reference
+count is stored that could drift out of step with the snapshots.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from vger.repository import format as fmt
+from vger.repository.index import IndexEntry
+from vger.repository.repository import Repository
+
+
+def mark_used(repo: Repository) -> set[bytes]:
+    """Chunk ids referenced by any snapshot (item-stream chunks and file chunks)."""
+    used: set[bytes] = set()
+    for snap in repo.snapshots():
+        used.update(snap.items)
+        for item in repo.iter_items(snap):
+            for chunk_id, _size in item.get("chunks") or ():
+                used.add(bytes(chunk_id))
+    return used
+
+
+def entries_by_pack(repo: Repository) -> tuple[dict[bytes, list[tuple[bytes, IndexEntry]]], list[str]]:
+    """Every index entry grouped by pack (duplicates across packs included), and the segment keys read."""
+    by_pack: dict[bytes, list[tuple[bytes, IndexEntry]]] = defaultdict(list)
+    keys = repo.index_segment_keys()
+    for key in keys:
+        for chunk_id, pack_id, blob_type, offset, length, plain in repo.read_index_segment(key):
+            by_pack[pack_id].append((chunk_id, IndexEntry(pack_id, blob_type, offset, length, plain)))
+    return by_pack, keys
+
+
+def stored_packs(repo: Repository) -> dict[bytes, str]:
+    """pack id -> storage key, for every pack file present."""
+    found = {}
+    for key in repo.backend.list(fmt.PACKS_PREFIX):
+        try:
+            found[bytes.fromhex(key.rsplit("/", 1)[-1])] = key
+        except ValueError:
+            continue
+    return found
