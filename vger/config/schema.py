@@ -25,7 +25,10 @@ from jsonschema.exceptions import SchemaError
 from vger.errors import ConfigError
 from vger.pluginmanager import Component, Registry
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+# schemas/ at the top of the source tree is linked into the package as
+# vger/schemas (a symlink the wheel build resolves), so editable and wheel
+# installs find the core schema at the same place.
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 CORE_SCHEMA_FILE = SCHEMA_DIR / "config.schema.json"
 
 #: Keywords that mark our own annotations in the schema (ignored by validators).
