@@ -160,6 +160,11 @@ class Repository:
                 self._index = self._load_index()
             return self._index
 
+    def reset_index(self) -> None:
+        """Forget the cached index (after maintenance rewrote the segments)."""
+        with self._index_lock:
+            self._index = None
+
     def index_segment_keys(self) -> list[str]:
         return sorted(self.backend.list(fmt.INDEX_PREFIX))
 
