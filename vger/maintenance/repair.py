@@ -25,7 +25,7 @@ from vger.maintenance.marking import entries_by_pack, stored_packs
 from vger.repository import format as fmt
 from vger.repository.index import IndexEntry
 from vger.repository.items import ITEMS_AVG, ITEMS_MAX, ITEMS_MIN, Item, ItemStreamWriter, display_path
-from vger.repository.pack import PackEntry, decode_header, header_length, pack_id_of
+from vger.repository.pack import PackBuilder, PackEntry, decode_header, header_length, pack_id_of
 from vger.repository.repository import Repository
 from vger.repository.snapshot import Snapshot
 from vger.repository.writer import BlobWriter
@@ -62,6 +62,7 @@ def rebuild_index(repo: Repository, verify_data: bool, report: RepairReport) -> 
         report.actions.append(f"some index segments are unreadable ({exc}); rebuilding from pack headers")
         old_by_pack, old_segments = {}, repo.index_segment_keys()
     rows: list[tuple[bytes, Row]] = []
+    damaged: list[bytes] = []
     for pack_id, key in sorted(stored_packs(repo).items()):
         name = f"pack {pack_id.hex()[:16]}"
         data = repo.backend.get(key)
@@ -81,13 +82,30 @@ def rebuild_index(repo: Repository, verify_data: bool, report: RepairReport) -> 
             report.actions.append(f"{name}: header unreadable; salvaging {len(candidates)} blobs the old index knew")
             intact = False
         bad = 0
+        good: list[tuple[bytes, IndexEntry]] = []
         for chunk_id, entry in candidates:
             if (verify_data or not intact) and not _blob_ok(repo, data, chunk_id, entry):
                 bad += 1
                 continue
-            rows.append((pack_id, (chunk_id, entry.blob_type, entry.offset, entry.length, entry.plain_size)))
+            good.append((chunk_id, entry))
         if bad:
             report.actions.append(f"{name}: {bad} corrupt blobs left out of the index")
+        if intact:
+            rows.extend((pack_id, (c, e.blob_type, e.offset, e.length, e.plain_size)) for c, e in good)
+            continue
+        # A damaged pack: copy its good blobs (still encrypted) into a fresh pack,
+        # so what is readable lives on in a pack that verifies; the damaged one
+        # goes only after the new index naming the copy is durable.
+        if good:
+            builder = PackBuilder()
+            for chunk_id, entry in good:
+                builder.add(chunk_id, entry.blob_type, data[entry.offset : entry.offset + entry.length], entry.plain_size)
+            entries = builder.entries
+            new_id, parts = builder.finish(repo.cipher)
+            repo.backend.put(fmt.pack_key(new_id), b"".join(parts))
+            rows.extend((new_id, (e.chunk_id, e.blob_type, e.offset, e.length, e.plain_size)) for e in entries)
+            report.actions.append(f"{name}: {len(good)} readable blobs copied to pack {new_id.hex()[:16]}")
+        damaged.append(pack_id)
     for start in range(0, len(rows), SEGMENT_ENTRIES):
         segment: dict[bytes, list[Row]] = {}
         for pack_id, row in rows[start : start + SEGMENT_ENTRIES]:
@@ -95,6 +113,9 @@ def rebuild_index(repo: Repository, verify_data: bool, report: RepairReport) -> 
         repo.write_index_segment(segment)
     for key in old_segments:
         repo.backend.delete(key)
+    for pack_id in damaged:
+        repo.backend.delete(fmt.pack_key(pack_id))
+        report.actions.append(f"pack {pack_id.hex()[:16]}: damaged original removed (its readable blobs were copied)")
     report.actions.append(
         f"index rebuilt from {len(stored_packs(repo))} packs: {len(rows)} entries, replacing {len(old_segments)} segments"
     )
