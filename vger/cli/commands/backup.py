@@ -42,6 +42,15 @@ def _expected_size(repo: Repository, label: str) -> int | None:
     return previous[-1].stats.original_size if previous else None
 
 
+def _apply_nice(level: int) -> None:
+    """``limits.cpu.nice``: lower our CPU priority once, for the whole process (and its threads)."""
+    if level <= 0:
+        return
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if current < level:
+        os.setpriority(os.PRIO_PROCESS, 0, level)
+
+
 def result_doc(cfg: RepositoryConfig, result: BackupResult) -> dict[str, Any]:
     snap = result.snapshot
     return {
@@ -70,6 +79,7 @@ def run_backup(
     """Back up every selected source into every selected repository; returns the exit code."""
     docs: list[dict[str, Any]] = []
     exit_code = 0
+    _apply_nice(max((cfg.limits.nice for cfg in app.repositories()), default=0))
     for cfg in app.repositories():
         sources = app.sources(cfg, source_labels)
         if not sources:
