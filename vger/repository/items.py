@@ -82,7 +82,7 @@ class ItemStreamWriter:
 def iter_items(chunk_ids: Iterable[bytes], fetch: Callable[[bytes], bytes]) -> Iterator[Item]:
     """Decode items chunk by chunk; memory stays at one chunk plus one item."""
     unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_ITEM_BYTES, strict_map_key=True)
-    fed = 0
+    fed = done = 0  # bytes fed, and bytes up to the end of the last complete item
     for chunk_id in chunk_ids:
         data = fetch(chunk_id)
         fed += len(data)
@@ -92,12 +92,12 @@ def iter_items(chunk_ids: Iterable[bytes], fetch: Callable[[bytes], bytes]) -> I
             raise CorruptData(f"item stream holds an item larger than {MAX_ITEM_BYTES} bytes") from exc
         try:
             for item in unpacker:
+                done = unpacker.tell()
                 yield _checked(item)
         except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
             raise CorruptData(f"item stream is malformed: {exc}") from exc
     # Bytes left over after the last complete item mean a truncated stream.
-    # (tell(), not read_bytes(): msgpack refuses read_bytes mid-object.)
-    if unpacker.tell() != fed:
+    if done != fed:
         raise CorruptData("item stream ends in the middle of an item")
 
 

@@ -15,9 +15,10 @@ import grp
 import os
 import pwd
 import stat
+import threading
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,6 +93,7 @@ class Restorer:
         self.progress = progress
         self.restore_owner = os.geteuid() == 0 if restore_owner is None else restore_owner
         self.xattrs = xattrs
+        self._abort = threading.Event()
 
     def run(self, snap: Snapshot) -> RestoreResult:
         result = RestoreResult()
@@ -100,9 +102,17 @@ class Restorer:
             os.makedirs(self.dest, exist_ok=True)
         tree = SafeTree(os.fsencode(self.dest))
         dirs: list[tuple[bytes, Item]] = []
-        pending: deque[Future[int]] = deque()
+        pending: deque[tuple[bytes, Future[int]]] = deque()
+        # Files still being written, by path: a hard link to one waits for it,
+        # so it never shares an inode that a failed write is about to drop.
+        writing: dict[bytes, Future[int]] = {}
         max_pending = self.threads * 8
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-restore")
+        # Set when the walk stops early (a broken item stream, ^C): queued and
+        # running file writes then remove their files instead of leaving them
+        # empty or partial.
+        self._abort = threading.Event()
+        completed = False
         try:
             for item in self.repo.iter_items(snap):
                 raw = item.get("path")
@@ -131,6 +141,8 @@ class Restorer:
                         result.files += 1
                         result.bytes += int(item.get("size", 0))
                     continue
+                if item["type"] == "hardlink" and item["target"] in writing:
+                    wait([writing[item["target"]]])
                 try:
                     future = self._restore_item(tree, rel, item, dirs, result, pool)
                 except (RestoreError, IntegrityError) as exc:
@@ -141,13 +153,17 @@ class Restorer:
                     continue
                 result.entries += 1
                 if future is not None:
-                    pending.append(future)
-                    while len(pending) > max_pending or (pending and pending[0].done()):
-                        self._collect(pending.popleft(), result)
+                    pending.append((rel, future))
+                    writing[rel] = future
+                    while len(pending) > max_pending or (pending and pending[0][1].done()):
+                        self._collect(pending.popleft(), writing, result)
             while pending:
-                self._collect(pending.popleft(), result)
+                self._collect(pending.popleft(), writing, result)
+            completed = True
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if not completed:
+                self._abort.set()
+            pool.shutdown(wait=True)
         # Directories last, deepest first: writing into a directory changes its mtime.
         for rel, item in sorted(dirs, key=lambda d: d[0].count(b"/"), reverse=True):
             try:
@@ -156,7 +172,12 @@ class Restorer:
                 result.errors.append((display_path(rel), f"cannot set metadata: {exc.strerror}"))
         return result
 
-    def _collect(self, future: Future[int], result: RestoreResult) -> None:
+    def _collect(
+        self, done: tuple[bytes, Future[int]], writing: dict[bytes, Future[int]], result: RestoreResult
+    ) -> None:
+        rel, future = done
+        if writing.get(rel) is future:
+            del writing[rel]
         try:
             written = future.result()
         except _FileFailed as exc:
@@ -228,7 +249,10 @@ class Restorer:
             first = checked_relpath(item.get("target"))
             source = tree.target(first)
             tree.ensure_parents(first)
-            st = os.lstat(source)
+            try:
+                st = os.lstat(source)
+            except FileNotFoundError:
+                raise RestoreError("hard link target was not restored") from None
             if not stat.S_ISREG(st.st_mode):
                 raise RestoreError("hard link target is not a restored regular file")
             os.link(source, target, follow_symlinks=False)
@@ -252,6 +276,8 @@ class Restorer:
                 if size:
                     os.ftruncate(fd, size)  # allocate once; writes then fill in place
                 for chunk_id, plain_size in chunks:
+                    if self._abort.is_set():
+                        raise RestoreError("restore stopped before this file was complete")
                     data = self.repo.read_blob(bytes(chunk_id))
                     if len(data) != plain_size:
                         raise IntegrityError(f"chunk {bytes(chunk_id).hex()[:16]} has the wrong size")
