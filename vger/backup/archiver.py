@@ -77,6 +77,25 @@ class _FileOutcome:
     error: str | None = None
 
 
+# Small files are read in batches, one task per batch: per-task overhead (a
+# future, a lock, a wake-up) would otherwise dominate files of a few KiB.
+BATCH_FILES = 128
+BATCH_BYTES = 16 * 1024 * 1024
+_SOLO_SIZE = 4 * 1024 * 1024  # files at least this big get a task of their own
+
+
+class _Batch:
+    __slots__ = ("future", "paths", "size")
+
+    def __init__(self) -> None:
+        self.paths: list[bytes] = []
+        self.size = 0
+        self.future: Future[list[_FileOutcome]] | None = None
+
+
+_Pending = tuple[Item, "_Batch | None", int, os.stat_result, bytes]
+
+
 class Archiver:
     """Runs one backup. Not reusable: make one per (source, repository)."""
 
@@ -121,6 +140,9 @@ class Archiver:
             buf = bytearray(self._buffer_size)
             self._local.buf = buf
         return buf
+
+    def _read_batch(self, paths: list[bytes]) -> list[_FileOutcome]:
+        return [self._read_file(path) for path in paths]
 
     def _read_file(self, path: bytes) -> _FileOutcome:
         try:
@@ -214,8 +236,11 @@ class Archiver:
 
         items = ItemStreamWriter(self.meta_chunker, store_meta)
         hardlinks: dict[tuple[int, int], bytes] = {}
-        pending: deque[tuple[Item, Future[_FileOutcome] | None, os.stat_result, bytes]] = deque()
-        max_pending = self.threads * 16
+        pending: deque[_Pending] = deque()
+        # Items waiting for their file's chunks; bounded so memory is too (an
+        # item is a few hundred bytes, a batch at most BATCH_BYTES being read).
+        max_pending = max(1024, self.threads * BATCH_FILES * 2)
+        batch = _Batch()
         walker = Walker(self.source.walk)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-chunk")
         try:
@@ -227,7 +252,8 @@ class Archiver:
                         continue
                     rel = entry.path.lstrip(b"/")
                     item = base_item(rel, kind, st)
-                    future: Future[_FileOutcome] | None = None
+                    waits_on: _Batch | None = None
+                    slot = 0
                     if self.source.xattrs:
                         try:
                             xattrs = read_xattrs(entry.path)
@@ -257,8 +283,18 @@ class Archiver:
                                     self.progress.bytes_read(st.st_size)
                                     self.progress.file_done(entry.path, st.st_size)
                             else:
-                                future = pool.submit(self._read_file, entry.path)
                                 result.files_read += 1
+                                if st.st_size >= _SOLO_SIZE:
+                                    waits_on = _Batch()
+                                    waits_on.paths.append(entry.path)
+                                    self._submit(pool, waits_on)
+                                else:
+                                    waits_on, slot = batch, len(batch.paths)
+                                    batch.paths.append(entry.path)
+                                    batch.size += st.st_size
+                                    if len(batch.paths) >= BATCH_FILES or batch.size >= BATCH_BYTES:
+                                        self._submit(pool, batch)
+                                        batch = _Batch()
                     elif kind == "symlink":
                         try:
                             item["target"] = os.readlink(entry.path)
@@ -267,9 +303,9 @@ class Archiver:
                             continue
                     elif kind == "device":
                         item["rdev"] = st.st_rdev
-                    pending.append((item, future, st, entry.path))
-                    self._drain(pending, items, cache, stats, result, block=len(pending) > max_pending)
-            self._drain(pending, items, cache, stats, result, block=True, everything=True)
+                    pending.append((item, waits_on, slot, st, entry.path))
+                    self._drain(pool, pending, items, cache, stats, result, block=len(pending) > max_pending)
+            self._drain(pool, pending, items, cache, stats, result, block=True, everything=True)
             for path, message in ((e.path, e.message) for e in walker.errors):
                 result.errors.append((os.fsdecode(path), message))
             item_ids = items.finish()
@@ -309,9 +345,14 @@ class Archiver:
         result.duration = time.time() - start
         return result
 
+    def _submit(self, pool: ThreadPoolExecutor, batch: _Batch) -> None:
+        if batch.future is None and batch.paths:
+            batch.future = pool.submit(self._read_batch, batch.paths)
+
     def _drain(
         self,
-        pending: deque[tuple[Item, Future[_FileOutcome] | None, os.stat_result, bytes]],
+        pool: ThreadPoolExecutor,
+        pending: deque[_Pending],
         items: ItemStreamWriter,
         cache: FilesCache,
         stats: SnapshotStats,
@@ -322,11 +363,17 @@ class Archiver:
     ) -> None:
         """Write finished items in walk order; with ``block`` wait for the oldest."""
         while pending:
-            item, future, st, path = pending[0]
-            if future is not None:
+            item, waits_on, slot, st, path = pending[0]
+            if waits_on is not None:
+                if waits_on.future is None:
+                    if not block:
+                        return
+                    self._submit(pool, waits_on)  # the batch still filling: send it now
+                future = waits_on.future
+                assert future is not None
                 if not future.done() and not block:
                     return
-                outcome = future.result()
+                outcome = future.result()[slot]
                 if outcome.error is not None:
                     pending.popleft()
                     result.errors.append((os.fsdecode(path), outcome.error))
