@@ -68,6 +68,18 @@ def _under(path: bytes, prefixes: list[bytes]) -> bool:
     return not prefixes or any(path == p or path.startswith(p + b"/") for p in prefixes)
 
 
+def _file_selected(
+    path: bytes, prefixes: list[bytes], include: pathspec.PathSpec | None, exclude: pathspec.PathSpec | None
+) -> bool:
+    """Whether the selection restores the (non-directory) entry at ``path``."""
+    if not _under(path, prefixes):
+        return False
+    text = display_path(path)
+    if exclude is not None and exclude.match_file(text):
+        return False
+    return include is None or include.match_file(text)
+
+
 class Restorer:
     def __init__(
         self,
@@ -106,6 +118,9 @@ class Restorer:
         # Files still being written, by path: a hard link to one waits for it,
         # so it never shares an inode that a failed write is about to drop.
         writing: dict[bytes, Future[int]] = {}
+        # Selected hard links whose first link (the item holding the content) is
+        # not selected, by that first link's path: restored after the main pass.
+        orphans: dict[bytes, list[tuple[bytes, Item]]] = {}
         max_pending = self.threads * 8
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-restore")
         # Set when the walk stops early (a broken item stream, ^C): queued and
@@ -134,6 +149,13 @@ class Restorer:
                 if problem is not None:
                     result.errors.append((shown, f"malformed item in the snapshot: {problem}"))
                     continue
+                if (
+                    not self.dry_run
+                    and item["type"] == "hardlink"
+                    and not _file_selected(item["target"], prefixes, include, exclude)
+                ):
+                    orphans.setdefault(item["target"], []).append((rel, item))
+                    continue
                 if self.dry_run:
                     result.planned.append(shown)
                     result.entries += 1
@@ -159,6 +181,8 @@ class Restorer:
                         self._collect(pending.popleft(), writing, result)
             while pending:
                 self._collect(pending.popleft(), writing, result)
+            if orphans:
+                self._restore_orphans(snap, orphans, tree, dirs, result, pool)
             completed = True
         finally:
             if not completed:
@@ -171,6 +195,68 @@ class Restorer:
             except OSError as exc:
                 result.errors.append((display_path(rel), f"cannot set metadata: {exc.strerror}"))
         return result
+
+    def _restore_orphans(
+        self,
+        snap: Snapshot,
+        orphans: dict[bytes, list[tuple[bytes, Item]]],
+        tree: SafeTree,
+        dirs: list[tuple[bytes, Item]],
+        result: RestoreResult,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        """Hard links whose first link was left out of the selection.
+
+        Linking them to whatever sits at the first link's path in the destination
+        would give them someone else's content (or fail). Instead the first of
+        each group gets the group's content and the others link to it. The first
+        link's item (with the chunk list) is found with one more pass over the
+        item stream; only restores that select such links pay for it.
+        """
+        for item in self.repo.iter_items(snap):
+            if not orphans:
+                break
+            if item.get("type") != "file":
+                continue
+            links = orphans.pop(item["path"], None)
+            if links is None or item_problem(item) is not None:
+                if links is not None:
+                    orphans[item["path"]] = links  # reported below as missing
+                continue
+            (first_rel, _first_link), rest = links[0], links[1:]
+            # One inode: the first link's metadata is the group's; only the path differs.
+            content = {**item, "path": first_rel}
+            future = self._attempt(tree, first_rel, content, dirs, result, pool)
+            if future is not None:
+                self._collect((first_rel, future), {}, result)
+            for rel, link in rest:
+                self._attempt(tree, rel, {**link, "target": first_rel}, dirs, result, pool)
+        for links in orphans.values():
+            for rel, _link in links:
+                result.errors.append(
+                    (display_path(rel), "the file this hard link points to is not in the snapshot")
+                )
+
+    def _attempt(
+        self,
+        tree: SafeTree,
+        rel: bytes,
+        item: Item,
+        dirs: list[tuple[bytes, Item]],
+        result: RestoreResult,
+        pool: ThreadPoolExecutor,
+    ) -> Future[int] | None:
+        """``_restore_item`` with its failures recorded in ``result``."""
+        try:
+            future = self._restore_item(tree, rel, item, dirs, result, pool)
+        except (RestoreError, IntegrityError) as exc:
+            result.errors.append((display_path(rel), str(exc)))
+            return None
+        except OSError as exc:
+            result.errors.append((display_path(rel), exc.strerror or str(exc)))
+            return None
+        result.entries += 1
+        return future
 
     def _collect(
         self, done: tuple[bytes, Future[int]], writing: dict[bytes, Future[int]], result: RestoreResult
