@@ -147,6 +147,12 @@ def test_init_twice_refuses_and_touches_nothing(vger: Vger) -> None:
     assert len(json_out(vger.run("--json", "list"))) == 1
 
 
+def test_unknown_repository_label(vger: Vger) -> None:
+    err = assert_clean_error(vger.run("-R", "nosuch", "init", check=False), 1)
+    assert "nosuch" in err and "main" in err, err  # names what is configured
+    assert not (vger.tmp / "repo").exists()
+
+
 def test_init_refuses_a_non_empty_folder(vger: Vger) -> None:
     repo = vger.tmp / "repo"
     write_file(repo / "precious.txt", b"not a repository\n")
@@ -268,7 +274,9 @@ def test_config_starter_file(vger: Vger, tmp_path: Path) -> None:
     old_source = live["sources"][0] if isinstance(live["sources"][0], str) else live["sources"][0]["path"]
     src = write_file(tmp_path / "starter-src" / "f.txt", b"from the starter\n").parent
     dest.write_text(text.replace(old_repo, str(tmp_path / "starter-repo")).replace(old_source, str(src)))
-    check = vger.run("config", "--check", config=dest)
+    check = run_bare(["config", "--check", "-c", str(dest)], vger.env, vger.tmp)  # -c after the command
+    assert check.returncode == 0, check.stderr
+    assert "valid" in check.stdout
     assert str(tmp_path / "starter-repo") in check.stdout
     assert str(src) in check.stdout
     vger.run("init", config=dest)

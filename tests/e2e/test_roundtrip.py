@@ -236,7 +236,9 @@ def test_partial_restore_of_hard_links_whose_first_link_is_left_out(full: tuple[
 
     # The same through --exclude of the first name.
     dest2 = vger.tmp / "restore-hardlinks-exclude"
-    vger.run("restore", "--snapshot", "latest", "--dest", str(dest2), "--exclude", str(built.src / "hard/one"))
+    vger.run(
+        "restore", "--snapshot", "latest", "--dest", str(dest2), "--exclude", str(built.src / "hard/one")
+    )
     out2 = restored_root(dest2, built.src)
     assert not (out2 / "hard/one").exists()
     assert (out2 / "hard/two").read_bytes() == b"hard linked content\n"
@@ -285,6 +287,14 @@ def test_overwrite_never_and_always(full: tuple[Vger, Built, dict]) -> None:
     # Replacing everything kept the hard-link group together.
     out = restored_root(dest, built.src)
     assert (out / "hard/one").stat().st_ino == (out / "hard/two").stat().st_ino
+
+    # if-changed: a file whose size or mtime differs is replaced, an identical one is left alone.
+    target.write_bytes(b"changed again, with another size\n")
+    untouched = out / "nested/a/text.txt"
+    ino = untouched.stat().st_ino
+    vger.run("restore", "--snapshot", "latest", "--dest", str(dest), "--overwrite", "if-changed")
+    assert target.read_bytes() == original
+    assert untouched.stat().st_ino == ino
 
 
 def test_restore_by_id_prefix(full: tuple[Vger, Built, dict]) -> None:
@@ -349,7 +359,7 @@ def test_list_entries_below_path(full: tuple[Vger, Built, dict]) -> None:
 
 def test_info_json_has_sizes(full: tuple[Vger, Built, dict]) -> None:
     vger, _built, snap = full
-    docs = json_out(vger.run("--json", "info"))
+    docs = json_out(vger.run("--json", "-R", "main", "info"))
     assert len(docs) == 1
     info = docs[0]
     assert info["snapshots"] == 1
@@ -437,9 +447,10 @@ def test_repo_selection_and_sources_per_repo(tmp_path: Path) -> None:
     vger.run("-R", "two", "backup")
     assert pairs() == [("one", "a"), ("one", "b"), ("two", "b"), ("two", "b")]
 
-    vger.run("-R", "one", "backup", "-S", "a")
+    vger.run("-R", "one", "backup", "-S", "a", "--label", "nightly run")
     assert pairs() == [("one", "a"), ("one", "a"), ("one", "b"), ("two", "b"), ("two", "b")]
     only_one = json_out(vger.run("--json", "-R", "one", "list"))
+    assert [d["label"] for d in only_one if d["source_label"] == "a"] == ["", "nightly run"]
     assert sorted(d["source_label"] for d in only_one) == ["a", "a", "b"]
     assert {d["repository"] for d in only_one} == {"one"}
 

@@ -20,10 +20,21 @@ from vger.pluginmanager import load_plugins
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--check", "check_only", is_flag=True, help="Validate the config and print the effective one.")
 @click.option("--schema", "print_schema", is_flag=True, help="Print the assembled JSON Schema.")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Config file to check (same as the global -c, so `vger config --check -c FILE` works).",
+)
 @json_option
 @click.pass_obj
-def command(app: App, dest: str | None, force: bool, check_only: bool, print_schema: bool) -> None:
+def command(
+    app: App, dest: str | None, force: bool, check_only: bool, print_schema: bool, config_path: str | None
+) -> None:
     """Write a commented starter config, or check the current one."""
+    if config_path:
+        app.config_path = config_path
     if print_schema:
         click.echo(json.dumps(assemble_schema(load_plugins()), indent=2))
         return
