@@ -130,12 +130,12 @@ CASES = [
         {"new": ["daily #1"], "old": ["daily #2"]},
     ),
     Case(
-        "daily: N larger than the number of days keeps the newest of each day only",
-        # restic >= 0.15 would also keep the oldest snapshot ("oldest daily snapshot") here: a1.
+        "daily: N larger than the number of days keeps the newest of each day, and the oldest",
+        # like restic >= 0.15 ("oldest daily snapshot") and borg ("[oldest]")
         [("a1", "2021-07-01 01:00"), ("a2", "2021-07-01 02:00"), ("b1", "2021-07-02 01:00"),
          ("b2", "2021-07-02 02:00")],
         {"keep_daily": 30},
-        {"b2": ["daily #1"], "a2": ["daily #2"]},
+        {"b2": ["daily #1"], "a2": ["daily #2"], "a1": ["daily (oldest)"]},
     ),
     Case(
         "daily: ten daily snapshots, keep 7",
@@ -155,7 +155,7 @@ CASES = [
         "daily: periods follow tz (UTC: one day)",
         [("x", "2021-06-01 10:00"), ("y", "2021-06-01 17:00"), ("z", "2021-06-01 20:00")],
         {"keep_daily": 2},
-        {"z": ["daily #1"]},
+        {"z": ["daily #1"], "x": ["daily (oldest)"]},
     ),
     Case(
         "daily: periods follow tz (UTC+05:00: 20:00Z is already the next day)",
@@ -210,7 +210,7 @@ CASES = [
         "monthly: N larger than the number of months",
         [("a", "2021-01-10 00:00"), ("b", "2021-01-20 00:00"), ("c", "2021-03-05 00:00")],
         {"keep_monthly": 12},
-        {"c": ["monthly #1"], "b": ["monthly #2"]},
+        {"c": ["monthly #1"], "b": ["monthly #2"], "a": ["monthly (oldest)"]},
     ),
     Case(
         "monthly: the same month of different years are different periods",
@@ -289,7 +289,7 @@ CASES = [
         "rules add up: every rule that keeps a snapshot is listed",
         [("mon", "2022-03-07 09:00"), ("tue", "2022-03-08 09:00"), ("tue2", "2022-03-08 18:00")],
         {"keep_last": 1, "keep_daily": 2, "keep_weekly": 2, "keep_within": "1h"},
-        {"tue2": ["last #1", "within 1h", "daily #1", "weekly #1"], "mon": ["daily #2"]},
+        {"tue2": ["last #1", "within 1h", "daily #1", "weekly #1"], "mon": ["daily #2", "weekly (oldest)"]},
     ),
     Case(
         "rules add up: disjoint picks are united",
@@ -314,6 +314,7 @@ CASES = [
             "s20211215": ["yearly #2"],
             "s20201215": ["yearly #3"],
             "s20191215": ["yearly #4"],
+            "s20190101": ["yearly (oldest)"],
         },
     ),
     Case(

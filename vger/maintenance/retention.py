@@ -9,6 +9,9 @@ Semantics (the restic way, which is also what borg users expect of buckets):
   newest snapshot of each calendar period is kept, until N periods are covered.
   Periods without a snapshot do not count. Weeks are ISO weeks. Periods are
   taken in the given time zone (local time by default, as borg does).
+  When the snapshots cover fewer than N periods, the oldest snapshot is kept
+  too (``daily (oldest)``), as restic and borg do: a young repository keeps its
+  first backup instead of only the newest of each day.
 * ``keep_within D``: every snapshot not older than D before the *newest*
   snapshot of that label (not before "now": a machine that stopped backing up
   does not lose its history to the passage of time). Units: ``h`` hours, ``d``
@@ -91,4 +94,9 @@ def decide(candidates: Sequence[Candidate], rules: RetentionConfig, tz: dt.tzinf
             decision.reasons.append(f"{rule.removeprefix('keep_')} #{len(seen)}")
             if len(seen) >= wanted:
                 break
+        else:
+            oldest = decisions[-1]
+            label = rule.removeprefix("keep_")
+            if not any(r.startswith(f"{label} #") for r in oldest.reasons):
+                oldest.reasons.append(f"{label} (oldest)")
     return decisions
