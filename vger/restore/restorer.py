@@ -401,21 +401,23 @@ class Restorer:
         kind = item["type"]
         is_link = kind == "symlink"
         # follow_symlinks cannot be combined with a file descriptor.
-        nofollow: dict[str, bool] = {} if isinstance(target, int) else {"follow_symlinks": False}
+        # Paths: never follow a symlink. File descriptors: the flag must stay True
+        # (os functions reject follow_symlinks=False together with an fd).
+        follow = isinstance(target, int)
         if self.restore_owner:
             uid = _uid(item)
             gid = _gid(item)
-            os.chown(target, uid, gid, **nofollow)
+            os.chown(target, uid, gid, follow_symlinks=follow)
         if self.xattrs and item.get("xattrs"):
             for name, value in item["xattrs"]:
                 try:
-                    os.setxattr(target, name, value, **nofollow)
+                    os.setxattr(target, name, value, follow_symlinks=follow)
                 except OSError as exc:
                     if exc.errno not in (errno.ENOTSUP, errno.EPERM, errno.EACCES):
                         raise
         if not is_link:
             os.chmod(target, stat.S_IMODE(item["mode"]))
-        os.utime(target, ns=(int(item["atime"]), int(item["mtime"])), **nofollow)
+        os.utime(target, ns=(int(item["atime"]), int(item["mtime"])), follow_symlinks=follow)
 
 
 def _is_int(value: object) -> bool:

@@ -9,7 +9,7 @@ from vger.cli.output import emit_json, error_line, json_option
 from vger.errors import EXIT_ERROR
 from vger.maintenance.check import check_repository
 from vger.maintenance.repair import repair_repository
-from vger.repository.locks import EXCLUSIVE, locked
+from vger.repository.locks import EXCLUSIVE, SHARED, locked
 
 
 def run_check(app: App, verify_data: bool, repair: bool = False) -> int:
@@ -27,7 +27,9 @@ def run_check(app: App, verify_data: bool, repair: bool = False) -> int:
                         click.echo(f"{cfg.label}: repair: {action}")
                     for problem in fixed.unrecoverable:
                         error_line(f"{cfg.label}: cannot repair: {problem}")
-            report = check_repository(repo, verify_data=verify_data, threads=cfg.limits.max_threads or 2)
+            # Shared: a compact running meanwhile would make packs vanish mid-check.
+            with locked(repo, SHARED, "check"):
+                report = check_repository(repo, verify_data=verify_data, threads=cfg.limits.max_threads or 2)
             docs.append(
                 {
                     "repository": cfg.label,

@@ -11,6 +11,7 @@ from vger.cli.app import App
 from vger.cli.output import emit_json, human_size, json_option, stdout_is_tty, warn
 from vger.cli.progress import ProgressDisplay
 from vger.errors import EXIT_ERROR, SnapshotNotFound
+from vger.repository.locks import SHARED, locked
 from vger.restore.restorer import OVERWRITE_MODES, Restorer, Selection
 
 
@@ -67,7 +68,8 @@ def command(
                     progress=progress,
                     threads=cfg.limits.max_threads * 2 if cfg.limits.max_threads else 0,
                 )
-                with display:
+                # A shared lock: a concurrent compact must not remove packs under us.
+                with locked(repo, SHARED, "restore"), display:
                     result = restorer.run(snap)
                 if app.json:
                     emit_json(
