@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import msgpack
 
 from vger.crypto.envelope import ObjectType
-from vger.errors import LockError, ObjectNotFound, VgerError
+from vger.errors import LockError, ObjectNotFound, PermanentStorageError, VgerError
 from vger.repository import format as fmt
 from vger.repository.repository import Repository
 
@@ -108,6 +108,7 @@ class Lock:
         self.created = time.time()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._written = False
 
     def _write(self) -> None:
         doc = {
@@ -120,6 +121,7 @@ class Lock:
             "refreshed": time.time(),
         }
         self.repo.backend.put(self.key, self.repo.seal(ObjectType.LOCK, msgpack.packb(doc), self.key.encode()))
+        self._written = True
 
     def _conflicts(self) -> list[LockInfo]:
         found = []
@@ -137,7 +139,15 @@ class Lock:
     def acquire(self) -> Lock:
         conflicts = self._conflicts()
         if not conflicts:
-            self._write()
+            try:
+                self._write()
+            except PermanentStorageError as exc:
+                if self.kind == EXCLUSIVE:
+                    raise
+                # A read-only repository (a mounted archive disk, say) can still be
+                # read; nobody can compact it under us either.
+                log.warning("cannot write a lock (%s); reading without one", exc)
+                return self
             conflicts = self._conflicts()  # someone may have locked at the same moment
             if conflicts:
                 self._delete()
@@ -159,10 +169,13 @@ class Lock:
                 log.warning("could not refresh lock %s: %s", self.key, exc)
 
     def _delete(self) -> None:
+        if not self._written:
+            return
         try:
             self.repo.backend.delete(self.key)
         except ObjectNotFound:
             pass
+        self._written = False
 
     def release(self) -> None:
         self._stop.set()
