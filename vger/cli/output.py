@@ -43,7 +43,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence
 
 
 def emit_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, indent=2, sort_keys=False, default=str))
+    """The command's one JSON document; on one line when progress lines stream before it."""
+    ctx = click.get_current_context(silent=True)
+    app = ctx.find_root().obj if ctx is not None else None
+    streaming = app is not None and getattr(app, "verbose", 0) >= 1
+    click.echo(json.dumps(doc, indent=None if streaming else 2, sort_keys=False, default=str))
 
 
 def error_line(message: str) -> None:

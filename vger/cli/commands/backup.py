@@ -11,8 +11,8 @@ import click
 from vger.backup.archiver import Archiver, BackupResult, SourceSpec
 from vger.backup.walker import WalkOptions
 from vger.cli.app import App
-from vger.cli.output import emit_json, error_line, human_size, json_option, stdout_is_tty, warn
-from vger.cli.progress import ProgressDisplay
+from vger.cli.output import emit_json, error_line, human_size, json_option, warn
+from vger.cli.progress import make_progress
 from vger.config.model import RepositoryConfig, SourceConfig
 from vger.errors import EXIT_ERROR, EXIT_PARTIAL, VgerError
 from vger.repository.locks import SHARED, locked
@@ -112,12 +112,8 @@ def run_backup(
 def _backup_one(
     app: App, cfg: RepositoryConfig, repo: Repository, source: SourceConfig, label: str, dry_run: bool
 ) -> BackupResult:
-    archiver_progress = None
-    display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if stdout_is_tty() and not app.quiet and not app.json:
-        display = archiver_progress = ProgressDisplay(
-            f"{source.label} -> {cfg.label}", _expected_size(repo, source.label)
-        )
+    archiver_progress = make_progress(app, f"{source.label} -> {cfg.label}", _expected_size(repo, source.label))
+    display: contextlib.AbstractContextManager[Any] = archiver_progress or contextlib.nullcontext()
     for path in source.paths:
         if not os.path.exists(path):
             raise VgerError(f"source path {path} does not exist")

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from vger.cli.app import App
-from vger.cli.output import emit_json, human_size, json_option, stdout_is_tty, warn
-from vger.cli.progress import ProgressDisplay
+from vger.cli.output import emit_json, human_size, json_option, warn
+from vger.cli.progress import make_progress
 from vger.errors import EXIT_ERROR, SnapshotNotFound
 from vger.repository.locks import SHARED, locked
 from vger.restore.restorer import OVERWRITE_MODES, Restorer, Selection
@@ -55,10 +55,8 @@ def command(
                     misses.append(str(exc))
                     continue
                 found = snap
-                display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-                progress = None
-                if stdout_is_tty() and not app.quiet and not app.json and not dry_run:
-                    display = progress = ProgressDisplay(f"restore {snap.short_id}", snap.stats.original_size)
+                progress = None if dry_run else make_progress(app, f"restore {snap.short_id}", snap.stats.original_size)
+                display: contextlib.AbstractContextManager[Any] = progress or contextlib.nullcontext()
                 restorer = Restorer(
                     repo,
                     dest,
