@@ -28,6 +28,7 @@ BLOB_ITEMS = 1
 
 # Limits applied when decoding objects that a hostile repository could forge.
 MAX_PACK_HEADER = 64 * 1024 * 1024
+MAX_CHUNK_SIZE = 64 * 1024 * 1024
 MAX_OBJECT_ITEMS = 10_000_000
 
 

@@ -25,6 +25,7 @@ is written and read incrementally: never all items in memory at once.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -113,3 +114,19 @@ def _checked(item: Any) -> Item:
 def display_path(path: bytes) -> str:
     """A printable form of a path (bytes that are not UTF-8 are escaped)."""
     return path.decode("utf-8", "backslashreplace")
+
+
+def describe(item: Item) -> dict[str, Any]:
+    """A JSON-friendly view of an item (``list --snapshot --json``); tolerant of damaged items."""
+    mode = item.get("mode")
+    target = item.get("target")
+    return {
+        "path": display_path(item["path"]),
+        "type": item["type"],
+        "mode": stat.filemode(mode) if isinstance(mode, int) else "?",
+        "user": item.get("user", item.get("uid")),
+        "group": item.get("group", item.get("gid")),
+        "size": item.get("size", 0),
+        "mtime_ns": item.get("mtime"),
+        **({"target": display_path(target)} if isinstance(target, bytes) else {}),
+    }

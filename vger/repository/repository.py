@@ -196,6 +196,10 @@ class Repository:
     def decode_blob(self, chunk_id: bytes, envelope: bytes, entry: IndexEntry) -> bytes:
         """Authenticate, decompress (bounded by the recorded size) and verify one blob."""
         what = f"chunk {chunk_id.hex()[:16]} in pack {entry.pack_id.hex()[:16]}"
+        if entry.plain_size > fmt.MAX_CHUNK_SIZE:
+            # pyfastcdc caps chunks at 16 MiB; a larger recorded size is forged or corrupt
+            # and would make decompression allocate whatever it claims.
+            raise CorruptData(f"{what}: recorded size {entry.plain_size} is larger than any chunk can be")
         obj_type = ObjectType.ITEMS if entry.blob_type == fmt.BLOB_ITEMS else ObjectType.CHUNK
         plain = self.unseal(obj_type, envelope, chunk_id, what=what)
         if not plain:

@@ -73,10 +73,8 @@ class BlobWriter:
                 return False, self._claimed.get(chunk_id) or self.index.stored_length(chunk_id) or len(data)
             self._claimed[chunk_id] = 0
         compressed = self._compress(data)
-        if compressed is None:
-            plain = b"".join((self._none_tag, data))  # incompressible: skip decompression on restore
-        else:
-            plain = self._tag + compressed
+        # incompressible chunks are stored as they are (tag 0): no decompression on restore
+        plain = b"".join((self._none_tag, data)) if compressed is None else self._tag + compressed
         obj_type = ObjectType.ITEMS if blob_type == fmt.BLOB_ITEMS else ObjectType.CHUNK
         envelope = self.repo.seal(obj_type, plain, chunk_id)
         self._add_to_pack(chunk_id, blob_type, envelope, len(data))

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import pathspec
 
@@ -496,17 +496,3 @@ class _FileFailed(Exception):
         super().__init__(f"{path}: {message}")
         self.path = path
         self.message = message
-
-
-def describe(item: Item) -> dict[str, Any]:
-    """A JSON-friendly view of an item (for ``list --snapshot`` and ``--json``)."""
-    return {
-        "path": display_path(item["path"]),
-        "type": item["type"],
-        "mode": stat.filemode(item["mode"]),
-        "user": item.get("user", item.get("uid")),
-        "group": item.get("group", item.get("gid")),
-        "size": item.get("size", 0),
-        "mtime_ns": item.get("mtime"),
-        **({"target": display_path(item["target"])} if "target" in item else {}),
-    }

@@ -11,9 +11,8 @@ import click
 from vger.cli.app import App
 from vger.cli.output import emit_json, human_size, json_option, table
 from vger.config.model import RepositoryConfig
-from vger.repository.items import display_path
+from vger.repository.items import describe, display_path
 from vger.repository.snapshot import Snapshot
-from vger.restore.restorer import describe
 
 
 def snapshot_doc(cfg: RepositoryConfig, snap: Snapshot) -> dict[str, Any]:
@@ -94,10 +93,16 @@ def command(app: App, source_label: str | None, last: int | None, snapshot_ref: 
 
 
 def _print_item(item: dict[str, Any]) -> None:
-    mtime = dt.datetime.fromtimestamp(int(item["mtime"]) / 1e9).strftime("%Y-%m-%d %H:%M:%S")
-    owner = f"{item.get('user', item['uid'])}:{item.get('group', item['gid'])}"
-    line = f"{stat.filemode(item['mode'])} {owner:<16} {item.get('size', 0):>12} {mtime}  {display_path(item['path'])}"
-    if "target" in item:
-        arrow = " => " if item["type"] == "hardlink" else " -> "
-        line += arrow + display_path(item["target"])
+    # .get everywhere: a damaged or hostile item must not crash the listing.
+    try:
+        mtime = dt.datetime.fromtimestamp(int(item.get("mtime", 0)) / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+        mode = stat.filemode(int(item.get("mode", 0)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        mtime, mode = "?", "?"
+    owner = f"{item.get('user', item.get('uid', '?'))}:{item.get('group', item.get('gid', '?'))}"
+    line = f"{mode} {owner:<16} {item.get('size', 0):>12} {mtime}  {display_path(item['path'])}"
+    target = item.get("target")
+    if isinstance(target, bytes):
+        arrow = " => " if item.get("type") == "hardlink" else " -> "
+        line += arrow + display_path(target)
     click.echo(line)
