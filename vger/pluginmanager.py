@@ -40,8 +40,6 @@ REGISTRATION_HOOKS: dict[str, str] = {
 
 #: Where a component that is named in a config but not installed usually comes from.
 INSTALL_HINTS: dict[tuple[str, str], str] = {
-    ("storage", "s3"): "pip install 'vger[s3]'",
-    ("storage", "sftp"): "pip install 'vger[sftp]'",
     ("monitor", "apprise"): "pip install apprise",
 }
 

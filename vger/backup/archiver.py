@@ -82,6 +82,7 @@ class _FileOutcome:
 BATCH_FILES = 128
 BATCH_BYTES = 16 * 1024 * 1024
 _SOLO_SIZE = 4 * 1024 * 1024  # files at least this big get a task of their own
+_READ_CALL = 1024 * 1024
 
 
 class _Batch:
@@ -175,7 +176,10 @@ class Archiver:
             while True:
                 filled = carry
                 while filled < len(buf):
-                    n = os.readv(fd, [view[filled:]])
+                    # At most 1 MiB per call: procfs and some other kernel files
+                    # refuse larger reads with ENOMEM; for real files the
+                    # syscall count stays trivial (1,000 per GiB).
+                    n = os.readv(fd, [view[filled : filled + _READ_CALL]])
                     if n == 0:
                         break
                     filled += n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,15 @@ from vger.storage import open_backend
 log = logging.getLogger("vger")
 
 
+def _apply_nice(level: int) -> None:
+    """``limits.cpu.nice``: lower our CPU priority once, for the whole process (and its threads)."""
+    if level <= 0:
+        return
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if current < level:
+        os.setpriority(os.PRIO_PROCESS, 0, level)
+
+
 @dataclass
 class App:
     config_path: str | None = None
@@ -35,6 +45,7 @@ class App:
     def _loaded(self) -> tuple[Config, Registry]:
         config, registry = load_config(self.config_path, lambda disabled: load_plugins(disabled))
         registry.pm.hook.vger_configure(config=config)
+        _apply_nice(max((repo.limits.nice for repo in config.repositories), default=0))
         return config, registry
 
     @contextmanager
@@ -65,11 +76,7 @@ class App:
         repos = list(self.config.repositories)
         if self.repo_selector is None:
             return repos
-        chosen = [r for r in repos if self.repo_selector in (r.label, r.url)]
-        if not chosen:
-            labels = ", ".join(r.label for r in repos)
-            raise ConfigError(f"no repository '{self.repo_selector}' in the config; configured: {labels}")
-        return chosen
+        return [self.config.repository(self.repo_selector)]
 
     def sources(self, repo: RepositoryConfig, labels: tuple[str, ...] = ()) -> list[SourceConfig]:
         sources = list(self.config.sources_for(repo))

@@ -25,7 +25,9 @@ class VgerGroup(click.Group):
             app = ctx.find_object(App)
             if app is not None and app.verbose >= 2:
                 traceback.print_exc()
-            error_line(str(exc))
+            # One line per problem (a config can have several), each a complete message.
+            for line in str(exc).splitlines() or [""]:
+                error_line(line)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             error_line("interrupted; committed snapshots are intact")
@@ -53,7 +55,8 @@ def cli(
 ) -> None:
     """vger: fast, encrypted, deduplicated backups from one YAML file.
 
-    Without a command, runs the cycle for automation: backup, then check.
+    Without a command, runs the cycle for automation: backup, prune (when a
+    retention rule is set), compact, check.
     """
     level = logging.WARNING if not verbose else (logging.INFO if verbose == 1 else logging.DEBUG)
     if quiet:

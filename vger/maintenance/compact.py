@@ -125,6 +125,7 @@ def run_compact(
     plan: CompactPlan,
     pack_size: int = 32 * 1024 * 1024,
     on_step: Callable[[str], None] | None = None,
+    before_delete: Callable[[], None] | None = None,
 ) -> CompactResult:
     result = CompactResult()
     new_entries: dict[bytes, list[tuple[bytes, int, int, int, int]]] = {}
@@ -175,7 +176,10 @@ def run_compact(
         result.segments_written += 1
         note("index segment written")
 
-    # 3. old segments go only now that the new ones are durable
+    # 3. old segments go only now that the new ones are durable -- and only
+    # while our exclusive lock still stands (nobody broke it meanwhile)
+    if before_delete is not None:
+        before_delete()
     for key in plan.old_segments:
         repo.backend.delete(key)
         result.segments_deleted += 1

@@ -64,6 +64,9 @@ class ChunkIndex:
         for chunk_id, (number, blob_type, offset, length, plain) in self._entries.items():
             yield chunk_id, IndexEntry(self._packs[number], blob_type, offset, length, plain)
 
+    def pack_count(self) -> int:
+        return len(self._packs)
+
     def pack_ids(self) -> set[bytes]:
         return {self._packs[raw[0]] for raw in self._entries.values()}
 

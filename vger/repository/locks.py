@@ -74,6 +74,9 @@ class LockInfo:
         return None
 
 
+_warned: set[str] = set()  # stale locks already reported by this process
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -109,19 +112,22 @@ class Lock:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._written = False
+        self._last_refresh = 0.0
 
     def _write(self) -> None:
-        doc = {
+        now = time.time()
+        doc: dict[str, object] = {
             "kind": self.kind,
             "hostname": socket.gethostname(),
             "pid": os.getpid(),
             "username": _user(),
             "command": self.command,
             "created": self.created,
-            "refreshed": time.time(),
+            "refreshed": now,
         }
         self.repo.backend.put(self.key, self.repo.seal(ObjectType.LOCK, msgpack.packb(doc), self.key.encode()))
         self._written = True
+        self._last_refresh = now
 
     def _conflicts(self) -> list[LockInfo]:
         found = []
@@ -130,7 +136,9 @@ class Lock:
                 continue
             reason = info.stale_reason()
             if reason is not None:
-                log.warning("ignoring stale %s: %s; remove it with `vger break-lock`", info.describe(), reason)
+                if info.key not in _warned:
+                    _warned.add(info.key)
+                    log.warning("ignoring stale %s: %s; remove it with `vger break-lock`", info.describe(), reason)
                 continue
             if self.kind == EXCLUSIVE or info.kind == EXCLUSIVE:
                 found.append(info)
@@ -176,6 +184,27 @@ class Lock:
         except ObjectNotFound:
             pass
         self._written = False
+
+    def ensure_held(self) -> None:
+        """Raise unless our lock is still in place and could not have looked stale to others.
+
+        Called right before a commit: if the lock was broken, or we were away
+        (suspended, stalled) longer than the TTL, a compact elsewhere may have
+        removed data this run relies on, so committing could make a snapshot
+        with holes. Better to fail and let the next run start over.
+        """
+        if not self._written:
+            return  # lockless read-only mode never commits
+        if time.time() - self._last_refresh > TTL:
+            raise LockError(
+                f"{self.repo.label}: our lock was not refreshed for longer than its TTL ({int(TTL)} s); "
+                "another client may have treated it as stale, so nothing is committed. Run the backup again"
+            )
+        if not self.repo.backend.exists(self.key):
+            raise LockError(
+                f"{self.repo.label}: our lock was removed (vger break-lock?) while we ran; "
+                "nothing is committed. Run the backup again"
+            )
 
     def release(self) -> None:
         self._stop.set()

@@ -165,15 +165,7 @@ class Restorer:
                     continue
                 if item["type"] == "hardlink" and item["target"] in writing:
                     wait([writing[item["target"]]])
-                try:
-                    future = self._restore_item(tree, rel, item, dirs, result, pool)
-                except (RestoreError, IntegrityError) as exc:
-                    result.errors.append((shown, str(exc)))
-                    continue
-                except OSError as exc:
-                    result.errors.append((shown, exc.strerror or str(exc)))
-                    continue
-                result.entries += 1
+                future = self._attempt(tree, rel, item, dirs, result, pool)
                 if future is not None:
                     pending.append((rel, future))
                     writing[rel] = future
@@ -246,7 +238,8 @@ class Restorer:
         result: RestoreResult,
         pool: ThreadPoolExecutor,
     ) -> Future[int] | None:
-        """``_restore_item`` with its failures recorded in ``result``."""
+        """``_restore_item`` with its failures recorded in ``result``; counts what it created."""
+        skipped = len(result.skipped)
         try:
             future = self._restore_item(tree, rel, item, dirs, result, pool)
         except (RestoreError, IntegrityError) as exc:
@@ -255,7 +248,8 @@ class Restorer:
         except OSError as exc:
             result.errors.append((display_path(rel), exc.strerror or str(exc)))
             return None
-        result.entries += 1
+        if len(result.skipped) == skipped:
+            result.entries += 1
         return future
 
     def _collect(
@@ -268,6 +262,7 @@ class Restorer:
             written = future.result()
         except _FileFailed as exc:
             result.errors.append((exc.path, exc.message))
+            result.entries -= 1  # counted when it was created; it was removed again
             return
         result.files += 1
         result.bytes += written

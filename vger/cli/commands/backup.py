@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from typing import Any
 
@@ -42,13 +43,15 @@ def _expected_size(repo: Repository, label: str) -> int | None:
     return previous[-1].stats.original_size if previous else None
 
 
-def _apply_nice(level: int) -> None:
-    """``limits.cpu.nice``: lower our CPU priority once, for the whole process (and its threads)."""
-    if level <= 0:
-        return
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if current < level:
-        os.setpriority(os.PRIO_PROCESS, 0, level)
+def pack_target(repo: Repository, cfg: RepositoryConfig) -> int:
+    """Pack size grows with the repository: ``min * sqrt(packs / 100)``, clamped (format.md).
+
+    Small repositories keep small packs (cheap to compact); large ones keep the
+    object count (and per-object cost on remote storage) in check.
+    """
+    packs = repo.index.pack_count()
+    grown = int(cfg.min_pack_size * math.sqrt(packs / 100)) if packs else 0
+    return max(cfg.min_pack_size, min(cfg.max_pack_size, grown))
 
 
 def result_doc(cfg: RepositoryConfig, result: BackupResult) -> dict[str, Any]:
@@ -79,7 +82,6 @@ def run_backup(
     """Back up every selected source into every selected repository; returns the exit code."""
     docs: list[dict[str, Any]] = []
     exit_code = 0
-    _apply_nice(max((cfg.limits.nice for cfg in app.repositories()), default=0))
     for cfg in app.repositories():
         sources = app.sources(cfg, source_labels)
         if not sources:
@@ -126,7 +128,7 @@ def _backup_one(
             app.chunker_factory(),
             _spec(source),
             threads=cfg.limits.max_threads,
-            pack_size=cfg.min_pack_size,
+            pack_size=pack_target(repo, cfg),
             label=label,
             progress=archiver_progress,
             dry_run=dry_run,

@@ -25,7 +25,9 @@ def command(app: App, yes: bool, all_locks: bool) -> None:
             for info in read_locks(repo):
                 reason = info.stale_reason()
                 if reason is None and not all_locks:
-                    click.echo(f"{cfg.label}: keeping live {info.describe()} (use --all to remove it anyway)")
+                    click.echo(
+                        f"{cfg.label}: keeping live {info.describe()} (use --all to remove it anyway)", err=True
+                    )
                     continue
                 if not yes:
                     if not sys.stdin.isatty():

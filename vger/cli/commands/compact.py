@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from vger.cli.app import App
+from vger.cli.commands.backup import pack_target
 from vger.cli.output import emit_json, human_size, json_option, parse_size
 from vger.maintenance.compact import plan_compact, run_compact
 from vger.repository.locks import EXCLUSIVE, locked
@@ -14,11 +15,13 @@ def run_compact_command(app: App, threshold: float = 10.0, max_repack: int = 0, 
     docs = []
     with app.each_repo() as repos:
         for cfg, repo in repos:
-            with locked(repo, EXCLUSIVE, "compact"):
+            with locked(repo, EXCLUSIVE, "compact") as lock:
                 plan = plan_compact(repo, threshold, max_repack)
                 result = None
                 if not dry_run and plan.needed:
-                    result = run_compact(repo, plan, pack_size=cfg.min_pack_size)
+                    result = run_compact(
+                        repo, plan, pack_size=pack_target(repo, cfg), before_delete=lock.ensure_held
+                    )
             doc = {
                 "repository": cfg.label,
                 "dry_run": dry_run,

@@ -11,6 +11,7 @@ import click
 from vger.cli.app import App
 from vger.cli.output import emit_json, human_size, json_option, table
 from vger.config.model import RepositoryConfig
+from vger.errors import SnapshotNotFound
 from vger.repository.items import describe, display_path
 from vger.repository.snapshot import Snapshot
 
@@ -50,20 +51,28 @@ def command(app: App, source_label: str | None, last: int | None, snapshot_ref: 
         if path and not snapshot_ref:
             raise click.UsageError("PATH needs --snapshot")
         docs: list[dict[str, Any]] = []
+        misses: list[str] = []
+        found = False
         with app.each_repo() as repos:
             for cfg, repo in repos:
                 if snapshot_ref:
-                    snap = repo.resolve_snapshot(snapshot_ref, source_label)
+                    try:
+                        snap = repo.resolve_snapshot(snapshot_ref, source_label)
+                    except SnapshotNotFound as exc:
+                        misses.append(str(exc))
+                        continue
+                    found = True
                     prefix = path.strip("/").encode() if path else b""
                     for item in repo.iter_items(snap):
                         p = item["path"]
                         if prefix and not (p == prefix or p.startswith(prefix + b"/")):
                             continue
                         if app.json:
-                            docs.append(describe(item))
+                            docs.append({**describe(item), "repository": cfg.label, "snapshot": snap.hex_id})
                         else:
                             _print_item(item)
-                    continue
+                    break  # the first repository holding the snapshot, as restore does
+
                 snaps = repo.snapshots()
                 if source_label:
                     snaps = [s for s in snaps if s.source_label == source_label]
@@ -87,6 +96,8 @@ def command(app: App, source_label: str | None, last: int | None, snapshot_ref: 
                     for s in snaps
                 ]
                 click.echo(table(("ID", "TIME", "SOURCE", "LABEL", "HOST", "FILES", "SIZE"), rows, right=(5, 6)))
+        if snapshot_ref and not found:
+            raise SnapshotNotFound("; ".join(misses) or "no repository selected")
         if app.json:
             emit_json(docs)
 

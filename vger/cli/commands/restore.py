@@ -15,6 +15,14 @@ from vger.repository.locks import SHARED, locked
 from vger.restore.restorer import OVERWRITE_MODES, Restorer, Selection
 
 
+def _xattrs_wanted(app: App, source_label: str) -> bool:
+    """``xattrs.enabled`` of the snapshot's source (true when that source is no longer configured)."""
+    for source in app.config.sources:
+        if source.label == source_label:
+            return source.xattrs
+    return True
+
+
 @click.command("restore")
 @click.option("--snapshot", "snapshot_ref", required=True, help="Snapshot id, unique prefix, or 'latest'.")
 @click.option("-S", "--source", "source_label", help="With 'latest': the newest snapshot of this source.")
@@ -65,6 +73,7 @@ def command(
                     dry_run=dry_run,
                     progress=progress,
                     threads=cfg.limits.max_threads * 2 if cfg.limits.max_threads else 0,
+                    xattrs=_xattrs_wanted(app, snap.source_label),
                 )
                 # A shared lock: a concurrent compact must not remove packs under us.
                 with locked(repo, SHARED, "restore"), display:
