@@ -125,9 +125,10 @@ class Archiver:
         self.progress = progress
         self.dry_run = dry_run
         max_size = getattr(chunker, "max_size", 8 * 1024 * 1024)
-        # A read block several times the largest chunk keeps the carried-over
-        # tail (at most one chunk) a small fraction of each read.
-        self._block = max(32 * 1024 * 1024, 4 * max_size)
+        # A read block twice the largest chunk: the carried-over tail (at most
+        # one chunk, usually about the average) stays a modest share of each
+        # read, and two threads' buffers stay well under 100 MiB.
+        self._block = max(8 * 1024 * 1024, 2 * max_size)
         self._buffer_size = self._block + max_size
         self._local = threading.local()
         self._writer: BlobWriter | None = None

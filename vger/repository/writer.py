@@ -53,8 +53,8 @@ class BlobWriter:
         self._lock = threading.Lock()
         self._claimed: dict[bytes, int] = {}
         self._uploads: ThreadPoolExecutor = ThreadPoolExecutor(upload_threads, thread_name_prefix="vger-upload")
-        # At most this many finished packs wait in memory for upload.
-        self._upload_slots = threading.BoundedSemaphore(upload_threads + 1)
+        # At most this many finished packs are in memory, being uploaded or waiting.
+        self._upload_slots = threading.BoundedSemaphore(upload_threads)
         self._futures: list[Future[None]] = []
         self._new_entries: dict[bytes, list[tuple[bytes, int, int, int, int]]] = {}
         self._on_upload = on_upload
