@@ -25,11 +25,21 @@ def mark_used(repo: Repository) -> set[bytes]:
 
 
 def entries_by_pack(repo: Repository) -> tuple[dict[bytes, list[tuple[bytes, IndexEntry]]], list[str]]:
-    """Every index entry grouped by pack (duplicates across packs included), and the segment keys read."""
+    """Every index entry grouped by pack, and the segment keys read.
+
+    Copies of one chunk in different packs are all listed; the same chunk
+    named twice for one pack (a compact stopped after writing its new segments
+    but before deleting the old ones lists its kept packs in both) only once,
+    so it is neither counted twice as live data nor copied twice by a repack.
+    """
     by_pack: dict[bytes, list[tuple[bytes, IndexEntry]]] = defaultdict(list)
+    seen: set[tuple[bytes, bytes]] = set()
     keys = repo.index_segment_keys()
     for key in keys:
         for chunk_id, pack_id, blob_type, offset, length, plain in repo.read_index_segment(key):
+            if (chunk_id, pack_id) in seen:
+                continue
+            seen.add((chunk_id, pack_id))
             by_pack[pack_id].append((chunk_id, IndexEntry(pack_id, blob_type, offset, length, plain)))
     return by_pack, keys
 

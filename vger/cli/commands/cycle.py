@@ -26,7 +26,8 @@ def run_cycle(ctx: click.Context) -> None:
         ctx.exit(code)
     if any(has_any_policy(app, cfg) for cfg in app.repositories()):
         with app.step("prune"):
-            run_prune(app)
+            # only the repositories that have a rule; the others keep everything
+            run_prune(app, only_with_policy=True)
     with app.step("compact"):
         run_compact_command(app)
     with app.step("check"):

@@ -34,15 +34,26 @@ def has_any_policy(app: App, cfg: RepositoryConfig) -> bool:
     return any(p is not None and not p.is_empty for p in policies)
 
 
-def run_prune(app: App, dry_run: bool = False, show_list: bool = False) -> None:
+def run_prune(
+    app: App, dry_run: bool = False, show_list: bool = False, only_with_policy: bool = False
+) -> None:
+    """Prune the selected repositories.
+
+    A repository without any retention rule is an error, found before anything
+    is touched (so a refusal never leaves one repository pruned and the next
+    not); ``only_with_policy`` (the automation cycle) skips such repositories.
+    """
     docs: list[dict[str, Any]] = []
+    without = [cfg.label for cfg in app.repositories() if not has_any_policy(app, cfg)]
+    if without and not only_with_policy:
+        raise ConfigError(
+            f"{', '.join(without)}: no retention rule is set, so prune would not know what to keep; add a "
+            "`retention:` block (globally, per repository or per source)"
+        )
     with app.each_repo() as repos:
         for cfg, repo in repos:
-            if not has_any_policy(app, cfg):
-                raise ConfigError(
-                    f"{cfg.label}: no retention rule is set, so prune would not know what to keep; add a "
-                    "`retention:` block (globally, per repository or per source)"
-                )
+            if cfg.label in without:
+                continue
             with locked(repo, EXCLUSIVE, "prune") if not dry_run else contextlib.nullcontext():
                 entries = plan_prune(repo, policy_lookup(app, cfg))
                 doomed = [e for e in entries if not e.keep]
