@@ -40,6 +40,9 @@ class App:
     quiet: bool = False
     json: bool = False
     _opened: list[Repository] = field(default_factory=list)
+    #: set by the no-command cycle: each step's JSON document lands here under ``json_step``
+    json_parts: dict[str, Any] | None = None
+    json_step: str = ""
 
     @cached_property
     def _loaded(self) -> tuple[Config, Registry]:

@@ -46,6 +46,11 @@ def emit_json(doc: Any) -> None:
     """The command's one JSON document; on one line when progress lines stream before it."""
     ctx = click.get_current_context(silent=True)
     app = ctx.find_root().obj if ctx is not None else None
+    collected = getattr(app, "json_parts", None)
+    if collected is not None:
+        # The no-command cycle prints one document with every step's part.
+        collected[app.json_step] = doc  # type: ignore[union-attr]
+        return
     streaming = app is not None and getattr(app, "verbose", 0) >= 1
     click.echo(json.dumps(doc, indent=None if streaming else 2, sort_keys=False, default=str))
 

@@ -9,6 +9,7 @@ from vger.cli.commands.backup import run_backup
 from vger.cli.commands.check import run_check
 from vger.cli.commands.compact import run_compact_command
 from vger.cli.commands.prune import has_any_policy, run_prune
+from vger.cli.output import emit_json
 from vger.errors import EXIT_ERROR, VgerError
 
 
@@ -20,18 +21,29 @@ def run_cycle(ctx: click.Context) -> None:
     the 3 is reported at the end.
     """
     app: App = ctx.obj
-    with app.step("backup"):
-        code = run_backup(app)
-    if code == EXIT_ERROR:
-        ctx.exit(code)
-    if any(has_any_policy(app, cfg) for cfg in app.repositories()):
-        with app.step("prune"):
-            # only the repositories that have a rule; the others keep everything
-            run_prune(app, only_with_policy=True)
-    with app.step("compact"):
-        run_compact_command(app)
-    with app.step("check"):
-        check_code = run_check(app, verify_data=False)
+    if app.json:
+        app.json_parts = {}
+    try:
+        app.json_step = "backup"
+        with app.step("backup"):
+            code = run_backup(app)
+        if code == EXIT_ERROR:
+            ctx.exit(code)
+        if any(has_any_policy(app, cfg) for cfg in app.repositories()):
+            app.json_step = "prune"
+            with app.step("prune"):
+                # only the repositories that have a rule; the others keep everything
+                run_prune(app, only_with_policy=True)
+        app.json_step = "compact"
+        with app.step("compact"):
+            run_compact_command(app)
+        app.json_step = "check"
+        with app.step("check"):
+            check_code = run_check(app, verify_data=False)
+    finally:
+        parts, app.json_parts = app.json_parts, None
+        if parts is not None:
+            emit_json(parts)  # one document, even when a step failed half-way
     if check_code:
         raise VgerError("check found problems (see above); run `vger check --verify-data` for details")
     ctx.exit(code)
