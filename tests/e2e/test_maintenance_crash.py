@@ -11,11 +11,13 @@ after a random delay, and then checks what a user would rely on:
 * the lock left by the killed process does not block anything, and running the
   command again completes it.
 
-Half of the delays are counted from the start of the process and half from the
-moment its lock appears (when the real work begins), each up to the measured
-duration of that phase, so kills land all over the run and not only during
-interpreter start-up. The seed is printed so a failure can be replayed with
-VGER_CRASH_SEED.
+The delays come three ways, taking turns: from the start of the process
+(up to its measured duration), from the moment its lock appears (up to the
+measured duration of the work), and a few milliseconds after its first change
+to snapshots/ (prune: the first deletion) or index/ (compact: the new index
+segment, right before the removals start), so kills land all over the run and not only during interpreter start-up. A deterministic
+companion stops compact right after chosen steps. The seed is printed so a
+failure can be replayed with VGER_CRASH_SEED.
 """
 
 from __future__ import annotations
@@ -180,7 +182,15 @@ def _fresh_copy(seed_repo: Path, repo: Path) -> None:
 
 
 def _kill_at_random(
-    t: Template, config: Path, repo: Path, args: list[str], timing: Timing, rnd: random.Random, run: int
+    t: Template,
+    config: Path,
+    repo: Path,
+    args: list[str],
+    timing: Timing,
+    rnd: random.Random,
+    run: int,
+    power: float = 1.0,
+    watch: Path | None = None,
 ) -> str:
     proc = subprocess.Popen(
         [sys.executable, "-m", "vger", "-c", str(config), *args],
@@ -188,14 +198,21 @@ def _kill_at_random(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    if run % 2 == 0:
+    if run % 3 == 0:
         delay = rnd.uniform(0, timing.full)
         what = f"{delay:.3f}s after start"
-    else:
+    elif run % 3 == 1 or watch is None:
         waited = _wait_for_lock(proc, repo)
-        # squared: more kills early in the work, where prune does all its deleting
-        delay = timing.work * rnd.random() ** 2
+        # power 2 for prune: more kills early in the work, where it does all its deleting
+        delay = timing.work * rnd.random() ** power
         what = f"{delay:.3f}s after the lock appeared ({waited:.3f}s)"
+    else:
+        # aimed at the removals: from the moment the first object in `watch` changes
+        before = sorted(os.listdir(watch)) if watch.is_dir() else []
+        while proc.poll() is None and (sorted(os.listdir(watch)) if watch.is_dir() else []) == before:
+            time.sleep(0.001)
+        delay = rnd.uniform(0, 0.05)
+        what = f"{delay:.3f}s after {watch.name}/ changed"
     time.sleep(delay)
     finished = proc.poll() is not None
     if not finished:
@@ -282,7 +299,9 @@ def test_kill_9_during_prune(template: Template, tmp_path: Path) -> None:
     assert _snapshot_ids(repo) == keep
     for run in range(RUNS):
         _fresh_copy(seed_repo, repo)
-        when = _kill_at_random(t, config, repo, ["prune"], timing, rnd, run)
+        when = _kill_at_random(
+            t, config, repo, ["prune"], timing, rnd, run, power=2, watch=repo / "snapshots"
+        )
         context = f"prune run {run}, killed {when}"
         _verify_after_kill(t, config, repo, rnd, keep, context)
         proc = _vger(t.env, config, "prune", check=False)
@@ -312,7 +331,7 @@ def test_kill_9_during_compact(template: Template, tmp_path: Path) -> None:
     print(f"compact takes {timing.full:.2f}s, {timing.work:.2f}s of it holding the lock")
     for run in range(RUNS):
         _fresh_copy(seed_repo, repo)
-        when = _kill_at_random(t, config, repo, args, timing, rnd, run)
+        when = _kill_at_random(t, config, repo, args, timing, rnd, run, watch=repo / "index")
         context = f"compact run {run}, killed {when}"
         ids = _verify_after_kill(t, config, repo, rnd, survivors, context)
         assert ids == survivors, context
