@@ -116,6 +116,10 @@ class StorageBackend(Protocol):
     Optional: ``put_parts(key, parts: Sequence[Buffer])``, the same contract as
     ``put`` for an object given as consecutive buffers. The pack writer uses it
     when present, which saves joining every 32 MiB pack in memory.
+
+    Optional: ``remove_incomplete() -> int``, deleting what writers that died
+    left half-written (temporary files) and returning the bytes freed. Called
+    by ``compact`` under the exclusive lock.
     """
 
     schemes: ClassVar[tuple[str, ...]]

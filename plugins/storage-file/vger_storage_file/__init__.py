@@ -202,6 +202,24 @@ class FileBackend:
                     continue  # a write in progress (or left by a crash): not an object
                 yield filename if rel == "." else f"{rel}/{filename}"
 
+    def remove_incomplete(self) -> int:
+        """Delete temporary files left by writers that died; returns bytes freed.
+
+        Only safe while nobody writes: vger calls it from compact, under the
+        exclusive lock, when no live backup can own a temporary file.
+        """
+        freed = 0
+        for dirpath, _dirnames, filenames in os.walk(self.root):
+            for filename in filenames:
+                if TEMP_MARKER in filename:
+                    path = os.path.join(dirpath, filename)
+                    try:
+                        freed += os.stat(path).st_size
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        continue
+        return freed
+
     def close(self) -> None:
         return None
 

@@ -22,6 +22,10 @@ def run_compact_command(app: App, threshold: float = 10.0, max_repack: int = 0, 
                     result = run_compact(
                         repo, plan, pack_size=pack_target(repo, cfg), before_delete=lock.ensure_held
                     )
+                # Half-written objects of writers that died; nobody else can be
+                # writing while we hold the exclusive lock.
+                remove_incomplete = getattr(repo.backend, "remove_incomplete", None)
+                leftovers = remove_incomplete() if remove_incomplete and not dry_run else 0
             doc = {
                 "repository": cfg.label,
                 "dry_run": dry_run,
@@ -32,6 +36,7 @@ def run_compact_command(app: App, threshold: float = 10.0, max_repack: int = 0, 
                 "freed_bytes": plan.freed_estimate,
                 "repacked_bytes": plan.repack_bytes,
                 "packs_written": result.packs_written if result else 0,
+                "incomplete_removed_bytes": leftovers,
             }
             docs.append(doc)
             if not app.json and not app.quiet:
@@ -40,6 +45,7 @@ def run_compact_command(app: App, threshold: float = 10.0, max_repack: int = 0, 
                     f"{cfg.label}: {verb} {human_size(plan.freed_estimate)}: {len(plan.delete)} unused packs, "
                     f"{len(plan.orphans)} unindexed packs removed, {len(plan.repack)} packs repacked "
                     f"({human_size(plan.repack_bytes)} copied)"
+                    + (f", {human_size(leftovers)} of interrupted writes removed" if leftovers else "")
                 )
             for pack_id in plan.missing:
                 click.echo(
