@@ -42,3 +42,20 @@ test: setup lint typecheck
 
 clean:
 	rm -rf $(DEMO) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Benchmarks (docs/benchmarks.md): vger against restic and borg, interleaved, on a
+# generated corpus (2 GiB by default) and 200,000 small files. Installs restic and
+# borg from Debian's packages when missing. Pass options with BENCH_ARGS, e.g.
+# `make bench BENCH_ARGS="--size 200M --reps 1"`.
+.PHONY: bench bench-smoke
+BENCH_ARGS ?=
+
+bench: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+# The harness on a tiny corpus, so it cannot rot: writes into a temporary folder,
+# installs nothing, runs restic and borg only when they are installed.
+bench-smoke: setup
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m pytest -q tests/benchmarks/test_bench_smoke.py
