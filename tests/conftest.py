@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,6 +91,3 @@ def restored_root(dest: Path, source: Path) -> Path:
     """Where a restore into ``dest`` puts ``source`` (full path below dest, like borg/restic)."""
     return dest / str(source).lstrip("/")
 
-
-RunFn = Callable[..., subprocess.CompletedProcess[str]]
-__all__ = ["PASSPHRASE", "Vger", "restored_root", "write_file", "Sequence"]

@@ -294,6 +294,8 @@ class Archiver:
                                     waits_on.paths.append(entry.path)
                                     self._submit(pool, waits_on)
                                 else:
+                                    if batch.future is not None:
+                                        batch = _Batch()  # _drain sent the filling batch off
                                     waits_on, slot = batch, len(batch.paths)
                                     batch.paths.append(entry.path)
                                     batch.size += st.st_size
