@@ -90,4 +90,3 @@ def write_file(path: Path, data: bytes) -> Path:
 def restored_root(dest: Path, source: Path) -> Path:
     """Where a restore into ``dest`` puts ``source`` (full path below dest, like borg/restic)."""
     return dest / str(source).lstrip("/")
-

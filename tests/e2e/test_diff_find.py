@@ -267,8 +267,13 @@ def test_diff_below_a_path(vger: Vger, history: History) -> None:
     assert doc["removed"] == doc["modified"] == doc["metadata_changed"] == []
     # a single file
     doc = json_out(vger.run("--json", "diff", d1, d2, "/" + h.p("perm.txt")))
-    assert doc == {**doc, "added": [], "removed": [], "modified": [],
-                   "metadata_changed": [{"path": h.p("perm.txt"), "fields": ["mode"]}]}
+    assert doc == {
+        **doc,
+        "added": [],
+        "removed": [],
+        "modified": [],
+        "metadata_changed": [{"path": h.p("perm.txt"), "fields": ["mode"]}],
+    }
     # a PATH is a path, not a string prefix: "sub" does not take in "subway"
     doc = json_out(vger.run("--json", "diff", d1, d2, h.p("su")))
     assert doc["added"] == doc["removed"] == doc["modified"] == doc["metadata_changed"] == []
@@ -355,7 +360,9 @@ def test_find_removed_and_back(vger: Vger, history: History) -> None:
     h = history
     d1, d2, d3, d4 = h.docs
     doc = json_out(vger.run("find", "gone.txt", "--json"))
-    assert timelines(doc) == {h.p("gone.txt"): [(d1, "added"), (d2, "removed"), (d3, "added"), (d4, "unchanged")]}
+    assert timelines(doc) == {
+        h.p("gone.txt"): [(d1, "added"), (d2, "removed"), (d3, "added"), (d4, "unchanged")]
+    }
     sizes = [t["size"] for t in doc[0]["timeline"]]
     assert sizes == [10, None, 22, 22]
 
@@ -387,7 +394,9 @@ def test_find_by_source_label(vger: Vger, history: History) -> None:
     h = history
     doc = json_out(vger.run("--json", "find", "*.txt", "-S", "other"))
     assert [e["path"] for e in doc] == [h.o("mod.txt"), h.o("notes.txt")]
-    assert timelines(doc)[h.o("notes.txt")] == [(o, "unchanged" if i else "added") for i, o in enumerate(h.others)]
+    assert timelines(doc)[h.o("notes.txt")] == [
+        (o, "unchanged" if i else "added") for i, o in enumerate(h.others)
+    ]
     assert json_out(vger.run("--json", "find", "nothing-like-this")) == []
 
 
@@ -398,8 +407,12 @@ def test_find_human(vger: Vger, history: History) -> None:
     found, last = human_timelines(vger.run("find", "*mod.txt").stdout)
     assert found == {
         h.o("mod.txt"): [(o1, "other", "added"), (o2, "other", "unchanged"), (o3, "other", "modified")],
-        h.p("mod.txt"): [(d1, "docs", "added"), (d2, "docs", "modified"), (d3, "docs", "unchanged"),
-                         (d4, "docs", "removed")],
+        h.p("mod.txt"): [
+            (d1, "docs", "added"),
+            (d2, "docs", "modified"),
+            (d3, "docs", "unchanged"),
+            (d4, "docs", "removed"),
+        ],
     }
     assert list(found) == [h.o("mod.txt"), h.p("mod.txt")]
     assert last == "2 paths matching '*mod.txt' in 7 snapshots"

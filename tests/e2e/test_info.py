@@ -59,8 +59,21 @@ def test_info_per_source(vger: Vger) -> None:
     assert len(docs) == 1
     doc = docs[0]
     # the fields that were there before stay
-    for key in ("repository", "url", "id", "cipher", "compression", "chunker", "snapshots", "original_size",
-                "compressed_size", "deduplicated_size", "stored_size", "chunks", "packs"):
+    for key in (
+        "repository",
+        "url",
+        "id",
+        "cipher",
+        "compression",
+        "chunker",
+        "snapshots",
+        "original_size",
+        "compressed_size",
+        "deduplicated_size",
+        "stored_size",
+        "chunks",
+        "packs",
+    ):
         assert key in doc, key
     assert doc["snapshots"] == 3
     assert doc["original_size"] == (5 + 6) * MiB + 7 * MiB

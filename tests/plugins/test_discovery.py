@@ -133,7 +133,9 @@ def test_missing_component_names_the_package_to_install() -> None:
     registry = load_plugins()
     with pytest.raises(PluginNotFound, match=r"install it with: pip install apprise"):
         registry.get("monitor", "apprise")
-    with pytest.raises(PluginNotFound, match=r"no storage backend for 's3://' urls is installed; available: file"):
+    with pytest.raises(
+        PluginNotFound, match=r"no storage backend for 's3://' urls is installed; available: file"
+    ):
         registry.storage_for_scheme("s3")
     with pytest.raises(PluginNotFound, match="available: lz4, none, zstd"):
         registry.get("compressor", "brotli")

@@ -263,7 +263,9 @@ class Archiver:
                         try:
                             xattrs = read_xattrs(entry.path)
                         except OSError as exc:
-                            result.errors.append((os.fsdecode(entry.path), f"cannot read xattrs: {exc.strerror}"))
+                            result.errors.append(
+                                (os.fsdecode(entry.path), f"cannot read xattrs: {exc.strerror}")
+                            )
                             xattrs = []
                         if xattrs:
                             item["xattrs"] = xattrs
@@ -306,7 +308,9 @@ class Archiver:
                         try:
                             item["target"] = os.readlink(entry.path)
                         except OSError as exc:
-                            result.errors.append((os.fsdecode(entry.path), f"cannot read link: {exc.strerror}"))
+                            result.errors.append(
+                                (os.fsdecode(entry.path), f"cannot read link: {exc.strerror}")
+                            )
                             continue
                     elif kind == "device":
                         item["rdev"] = st.st_rdev

@@ -52,9 +52,9 @@ class App:
         return config, registry
 
     @contextmanager
-    def step(self, command: str, repository: str | None = None, source: SourceConfig | None = None) -> Iterator[
-        CommandContext
-    ]:
+    def step(
+        self, command: str, repository: str | None = None, source: SourceConfig | None = None
+    ) -> Iterator[CommandContext]:
         """Surround a command (or one repository / source step of it) with lifecycle hooks."""
         ctx = CommandContext(
             command,
@@ -99,7 +99,9 @@ class App:
         comp: Compressor = cls(dict(repo.compression.options))
         return comp
 
-    def chunker(self, min_size: int | None = None, avg: int | None = None, max_size: int | None = None) -> Chunker:
+    def chunker(
+        self, min_size: int | None = None, avg: int | None = None, max_size: int | None = None
+    ) -> Chunker:
         cfg = self.config.chunker
         cls = self.registry.get("chunker", cfg.algorithm)
         chunker: Chunker = cls(
@@ -116,7 +118,9 @@ class App:
 
     def passphrase(self, repo: RepositoryConfig, confirm: bool = False) -> Any:
         enc = repo.encryption
-        return lambda: get_passphrase(enc.passphrase, enc.passcommand, confirm=confirm, what=f"repository {repo.label}")
+        return lambda: get_passphrase(
+            enc.passphrase, enc.passcommand, confirm=confirm, what=f"repository {repo.label}"
+        )
 
     def open_repo(self, repo: RepositoryConfig) -> Repository:
         backend = self.backend(repo)

@@ -42,7 +42,9 @@ class VgerGroup(click.Group):
             ctx.exit(EXIT_ERROR)
 
 
-@click.group(cls=VgerGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=VgerGroup, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), help="Config file to use.")
 @click.option("-R", "--repo", "repo_selector", help="Limit to one repository (label or url).")
 @click.option("-v", "--verbose", count=True, help="More output; -vv shows tracebacks.")
@@ -51,7 +53,12 @@ class VgerGroup(click.Group):
 @click.version_option(__version__, prog_name="vger")
 @click.pass_context
 def cli(
-    ctx: click.Context, config_path: str | None, repo_selector: str | None, verbose: int, quiet: bool, json_out: bool
+    ctx: click.Context,
+    config_path: str | None,
+    repo_selector: str | None,
+    verbose: int,
+    quiet: bool,
+    json_out: bool,
 ) -> None:
     """vger: fast, encrypted, deduplicated backups from one YAML file.
 
@@ -62,7 +69,9 @@ def cli(
     if quiet:
         level = logging.ERROR
     logging.basicConfig(level=level, format="vger: %(message)s", stream=sys.stderr)
-    app = App(config_path=config_path, repo_selector=repo_selector, verbose=verbose, quiet=quiet, json=json_out)
+    app = App(
+        config_path=config_path, repo_selector=repo_selector, verbose=verbose, quiet=quiet, json=json_out
+    )
     ctx.obj = app
     ctx.call_on_close(app.close)
     if ctx.invoked_subcommand is None:

@@ -20,7 +20,12 @@ def json_option(func: F) -> F:
             ctx.find_root().obj.json = True
 
     return click.option(
-        "--json", "json_flag", is_flag=True, expose_value=False, callback=enable, help="Machine-readable output."
+        "--json",
+        "json_flag",
+        is_flag=True,
+        expose_value=False,
+        callback=enable,
+        help="Machine-readable output.",
     )(func)
 
 

@@ -47,7 +47,9 @@ def envelope_type(data: Buffer) -> int:
     return data[0]
 
 
-def unseal(cipher: Cipher, expected: ObjectType, data: Buffer, extra_aad: bytes = b"", what: str = "") -> bytes:
+def unseal(
+    cipher: Cipher, expected: ObjectType, data: Buffer, extra_aad: bytes = b"", what: str = ""
+) -> bytes:
     """Authenticate and decrypt; raise IntegrityError/CorruptData naming ``what`` otherwise."""
     label = what or expected.name.lower()
     if len(data) < 1 + NONCE_SIZE + cipher.tag_size:

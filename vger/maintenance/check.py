@@ -47,7 +47,10 @@ def _pack_keys(repo: Repository) -> dict[bytes, str]:
 
 
 def check_repository(
-    repo: Repository, verify_data: bool = False, threads: int = 2, on_pack: Callable[[int], None] | None = None
+    repo: Repository,
+    verify_data: bool = False,
+    threads: int = 2,
+    on_pack: Callable[[int], None] | None = None,
 ) -> CheckReport:
     report = CheckReport()
     # 1. index segments decrypt and parse (loading the index does both)
@@ -105,7 +108,9 @@ def check_repository(
     return report
 
 
-def _check_pack(repo: Repository, pack_id: bytes, entries: list[tuple[bytes, IndexEntry]], verify: bool) -> list[str]:
+def _check_pack(
+    repo: Repository, pack_id: bytes, entries: list[tuple[bytes, IndexEntry]], verify: bool
+) -> list[str]:
     key = fmt.pack_key(pack_id)
     what = f"pack {pack_id.hex()}"
     try:
@@ -118,7 +123,9 @@ def _check_pack(repo: Repository, pack_id: bytes, entries: list[tuple[bytes, Ind
         else:
             tail = repo.backend.get_range(key, size - 4, 4) if size >= 4 else b""
         hlen = header_length(tail, size, what)
-        sealed = data[size - 4 - hlen : size - 4] if verify else repo.backend.get_range(key, size - 4 - hlen, hlen)
+        sealed = (
+            data[size - 4 - hlen : size - 4] if verify else repo.backend.get_range(key, size - 4 - hlen, hlen)
+        )
         header = {e.chunk_id: e for e in decode_header(repo.cipher, sealed, size, what)}
     except ObjectNotFound:
         return [f"{what}: vanished during the check"]
@@ -128,7 +135,9 @@ def _check_pack(repo: Repository, pack_id: bytes, entries: list[tuple[bytes, Ind
     for chunk_id, entry in entries:
         found = header.get(chunk_id)
         if found is None or (found.offset, found.length) != (entry.offset, entry.length):
-            problems.append(f"{what}: index entry for chunk {chunk_id.hex()[:16]} does not match the pack header")
+            problems.append(
+                f"{what}: index entry for chunk {chunk_id.hex()[:16]} does not match the pack header"
+            )
             continue
         if verify:
             try:

@@ -79,7 +79,9 @@ def rebuild_index(repo: Repository, verify_data: bool, report: RepairReport) -> 
                     f"{name}: header unreadable ({exc}) and no index entry names its blobs; kept as is"
                 )
                 continue
-            report.actions.append(f"{name}: header unreadable; salvaging {len(candidates)} blobs the old index knew")
+            report.actions.append(
+                f"{name}: header unreadable; salvaging {len(candidates)} blobs the old index knew"
+            )
             intact = False
         bad = 0
         good: list[tuple[bytes, IndexEntry]] = []
@@ -99,11 +101,18 @@ def rebuild_index(repo: Repository, verify_data: bool, report: RepairReport) -> 
         if good:
             builder = PackBuilder()
             for chunk_id, entry in good:
-                builder.add(chunk_id, entry.blob_type, data[entry.offset : entry.offset + entry.length], entry.plain_size)
+                builder.add(
+                    chunk_id,
+                    entry.blob_type,
+                    data[entry.offset : entry.offset + entry.length],
+                    entry.plain_size,
+                )
             entries = builder.entries
             new_id, parts = builder.finish(repo.cipher)
             repo.backend.put(fmt.pack_key(new_id), b"".join(parts))
-            rows.extend((new_id, (e.chunk_id, e.blob_type, e.offset, e.length, e.plain_size)) for e in entries)
+            rows.extend(
+                (new_id, (e.chunk_id, e.blob_type, e.offset, e.length, e.plain_size)) for e in entries
+            )
             report.actions.append(f"{name}: {len(good)} readable blobs copied to pack {new_id.hex()[:16]}")
         damaged.append(pack_id)
     for start in range(0, len(rows), SEGMENT_ENTRIES):
@@ -115,7 +124,9 @@ def rebuild_index(repo: Repository, verify_data: bool, report: RepairReport) -> 
         repo.backend.delete(key)
     for pack_id in damaged:
         repo.backend.delete(fmt.pack_key(pack_id))
-        report.actions.append(f"pack {pack_id.hex()[:16]}: damaged original removed (its readable blobs were copied)")
+        report.actions.append(
+            f"pack {pack_id.hex()[:16]}: damaged original removed (its readable blobs were copied)"
+        )
     report.actions.append(
         f"index rebuilt from {len(stored_packs(repo))} packs: {len(rows)} entries, replacing {len(old_segments)} segments"
     )
@@ -137,7 +148,9 @@ def repair_snapshots(
                 raise VgerError("item-stream chunks are missing")
             items = list(repo.iter_items(snap))
         except VgerError as exc:
-            report.unrecoverable.append(f"{name}: item stream unreadable ({exc}); remove it with `vger delete`")
+            report.unrecoverable.append(
+                f"{name}: item stream unreadable ({exc}); remove it with `vger delete`"
+            )
             continue
         kept: list[Item] = []
         dropped_paths: set[bytes] = set()
@@ -201,4 +214,3 @@ def repair_repository(
     rebuild_index(repo, verify_data, report)
     repair_snapshots(repo, compressor, meta_chunker_factory, report)
     return report
-

@@ -66,7 +66,9 @@ def parse_within(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2) or "d"]
 
 
-def decide(candidates: Sequence[Candidate], rules: RetentionConfig, tz: dt.tzinfo | None = None) -> list[Decision]:
+def decide(
+    candidates: Sequence[Candidate], rules: RetentionConfig, tz: dt.tzinfo | None = None
+) -> list[Decision]:
     """One decision per candidate, newest first; each kept one lists the rules that keep it."""
     ordered = sorted(candidates, key=lambda c: (c.time, c.id), reverse=True)
     decisions = [Decision(c) for c in ordered]

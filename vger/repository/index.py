@@ -46,7 +46,9 @@ class ChunkIndex:
             self._pack_numbers[pack_id] = number
         return number
 
-    def add(self, chunk_id: bytes, pack_id: bytes, blob_type: int, offset: int, length: int, plain: int) -> None:
+    def add(
+        self, chunk_id: bytes, pack_id: bytes, blob_type: int, offset: int, length: int, plain: int
+    ) -> None:
         self._entries[chunk_id] = (self._pack_number(pack_id), blob_type, offset, length, plain)
 
     def get(self, chunk_id: bytes) -> IndexEntry | None:

@@ -125,7 +125,9 @@ class Lock:
             "created": self.created,
             "refreshed": now,
         }
-        self.repo.backend.put(self.key, self.repo.seal(ObjectType.LOCK, msgpack.packb(doc), self.key.encode()))
+        self.repo.backend.put(
+            self.key, self.repo.seal(ObjectType.LOCK, msgpack.packb(doc), self.key.encode())
+        )
         self._written = True
         self._last_refresh = now
 
@@ -138,7 +140,9 @@ class Lock:
             if reason is not None:
                 if info.key not in _warned:
                     _warned.add(info.key)
-                    log.warning("ignoring stale %s: %s; remove it with `vger break-lock`", info.describe(), reason)
+                    log.warning(
+                        "ignoring stale %s: %s; remove it with `vger break-lock`", info.describe(), reason
+                    )
                 continue
             if self.kind == EXCLUSIVE or info.kind == EXCLUSIVE:
                 found.append(info)

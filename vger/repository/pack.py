@@ -69,7 +69,9 @@ class PackBuilder:
 
     def finish(self, cipher: Cipher) -> tuple[bytes, list[bytes]]:
         """Return ``(pack_id, parts)``; the parts concatenated are the pack file."""
-        header = msgpack.packb([[e.chunk_id, e.blob_type, e.offset, e.length, e.plain_size] for e in self.entries])
+        header = msgpack.packb(
+            [[e.chunk_id, e.blob_type, e.offset, e.length, e.plain_size] for e in self.entries]
+        )
         sealed = seal(cipher, ObjectType.PACK_HEADER, header)
         parts = [*self.parts, sealed, _U32.pack(len(sealed))]
         self.parts = []

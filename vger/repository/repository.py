@@ -126,7 +126,11 @@ class Repository:
                 f"{backend.location}: the key file keys/repokey is missing; restore it with `vger key import`"
             )
         key = unwrap_key(backend.get(fmt.KEY_FILE_KEY), passphrase())
-        if key.repo_id != config.repo_id or key.cipher != config.cipher or key.chunk_id_scheme != config.chunk_id_scheme:
+        if (
+            key.repo_id != config.repo_id
+            or key.cipher != config.cipher
+            or key.chunk_id_scheme != config.chunk_id_scheme
+        ):
             raise IntegrityError(
                 f"{backend.location}: the clear config does not match the authenticated key "
                 f"(config says cipher {config.cipher!r}, key says {key.cipher!r}): refusing to continue"
@@ -312,7 +316,9 @@ def import_key_text(backend: StorageBackend, text: str, passphrase: PassphraseFn
     try:
         config = fmt.RepoConfig.from_bytes(backend.get(fmt.CONFIG_KEY))
     except ObjectNotFound:
-        raise RepositoryNotFound(f"no repository at {backend.location}; create one with `vger init`") from None
+        raise RepositoryNotFound(
+            f"no repository at {backend.location}; create one with `vger init`"
+        ) from None
     if lines[1].removeprefix("repository: ") != config.repo_id.hex():
         raise RepositoryError(
             f"this key belongs to repository {lines[1].removeprefix('repository: ')[:16]}, "

@@ -52,7 +52,9 @@ class BlobWriter:
         self._builders = {fmt.BLOB_DATA: PackBuilder(), fmt.BLOB_ITEMS: PackBuilder()}
         self._lock = threading.Lock()
         self._claimed: dict[bytes, int] = {}
-        self._uploads: ThreadPoolExecutor = ThreadPoolExecutor(upload_threads, thread_name_prefix="vger-upload")
+        self._uploads: ThreadPoolExecutor = ThreadPoolExecutor(
+            upload_threads, thread_name_prefix="vger-upload"
+        )
         # At most this many finished packs are in memory, being uploaded or waiting.
         self._upload_slots = threading.BoundedSemaphore(upload_threads)
         self._futures: list[Future[None]] = []

@@ -26,12 +26,15 @@ def command(app: App, yes: bool, all_locks: bool) -> None:
                 reason = info.stale_reason()
                 if reason is None and not all_locks:
                     click.echo(
-                        f"{cfg.label}: keeping live {info.describe()} (use --all to remove it anyway)", err=True
+                        f"{cfg.label}: keeping live {info.describe()} (use --all to remove it anyway)",
+                        err=True,
                     )
                     continue
                 if not yes:
                     if not sys.stdin.isatty():
-                        raise VgerError("break-lock asks for confirmation; run it on a terminal or pass --yes")
+                        raise VgerError(
+                            "break-lock asks for confirmation; run it on a terminal or pass --yes"
+                        )
                     click.confirm(f"{cfg.label}: remove {info.describe()} ({reason or 'alive'})?", abort=True)
                 try:
                     repo.backend.delete(info.key)

@@ -11,7 +11,9 @@ from vger.maintenance.compact import plan_compact, run_compact
 from vger.repository.locks import EXCLUSIVE, locked
 
 
-def run_compact_command(app: App, threshold: float = 10.0, max_repack: int = 0, dry_run: bool = False) -> None:
+def run_compact_command(
+    app: App, threshold: float = 10.0, max_repack: int = 0, dry_run: bool = False
+) -> None:
     docs = []
     with app.each_repo() as repos:
         for cfg, repo in repos:

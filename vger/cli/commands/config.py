@@ -16,7 +16,9 @@ from vger.pluginmanager import load_plugins
 
 
 @click.command("config")
-@click.option("--dest", type=click.Path(dir_okay=False), help="Where to write the starter file (default ./vger.yaml).")
+@click.option(
+    "--dest", type=click.Path(dir_okay=False), help="Where to write the starter file (default ./vger.yaml)."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--check", "check_only", is_flag=True, help="Validate the config and print the effective one.")
 @click.option("--schema", "print_schema", is_flag=True, help="Print the assembled JSON Schema.")

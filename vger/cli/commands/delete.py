@@ -36,7 +36,9 @@ def command(app: App, snapshot_ref: str, dry_run: bool) -> None:
                 deleted.append({"repository": cfg.label, "snapshot": snap.hex_id, "dry_run": dry_run})
                 if not app.json and not app.quiet:
                     verb = "would delete" if dry_run else "deleted"
-                    click.echo(f"{cfg.label}: {verb} snapshot {snap.short_id} ({snap.source_label}, {snap.time_iso})")
+                    click.echo(
+                        f"{cfg.label}: {verb} snapshot {snap.short_id} ({snap.source_label}, {snap.time_iso})"
+                    )
         if not deleted:
             raise SnapshotNotFound("; ".join(misses) or "no repository selected")
         if app.json:

@@ -47,7 +47,8 @@ def command(app: App, first: str, second: str, path: str | None, source_label: s
                             "removed": [display_path(p) for p in result.removed],
                             "modified": [display_path(p) for p in result.modified],
                             "metadata_changed": [
-                                {"path": display_path(p), "fields": fields} for p, fields in result.metadata_changed
+                                {"path": display_path(p), "fields": fields}
+                                for p, fields in result.metadata_changed
                             ],
                         }
                     )

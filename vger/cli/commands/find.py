@@ -61,6 +61,8 @@ def command(app: App, pattern: str, source_label: str | None) -> None:
                     for line in body.splitlines():
                         click.echo(f"  {line}")
                 paths = len(found)
-                click.echo(f"{paths} path{'s' if paths != 1 else ''} matching {pattern!r} in {len(snaps)} snapshots")
+                click.echo(
+                    f"{paths} path{'s' if paths != 1 else ''} matching {pattern!r} in {len(snaps)} snapshots"
+                )
         if app.json:
             emit_json(docs)

@@ -80,7 +80,9 @@ def _sources_table(sources: dict[str, dict[str, Any]]) -> str:
         (
             label,
             doc["snapshots"],
-            dt.datetime.fromisoformat(doc["latest"].replace("Z", "+00:00")).astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            dt.datetime.fromisoformat(doc["latest"].replace("Z", "+00:00"))
+            .astimezone()
+            .strftime("%Y-%m-%d %H:%M:%S"),
             human_size(doc["latest_original_size"]),
             human_size(doc["original_size"]),
             human_size(doc["deduplicated_size"]),
@@ -88,7 +90,9 @@ def _sources_table(sources: dict[str, dict[str, Any]]) -> str:
         for label, doc in sources.items()
     ]
     return table(
-        ("SOURCE", "SNAPSHOTS", "LATEST", "LATEST SIZE", "ALL SNAPSHOTS", "UNIQUE (STORED)"), rows, right=(1, 3, 4, 5)
+        ("SOURCE", "SNAPSHOTS", "LATEST", "LATEST SIZE", "ALL SNAPSHOTS", "UNIQUE (STORED)"),
+        rows,
+        right=(1, 3, 4, 5),
     )
 
 
@@ -140,8 +144,11 @@ def command(app: App) -> None:
                         ("id", repo.id_hex),
                         ("cipher", repo.config.cipher),
                         ("compression", cfg.compression.algorithm),
-                        ("chunker", f"{app.config.chunker.algorithm} {app.config.chunker.min_size}/"
-                         f"{app.config.chunker.avg_size}/{app.config.chunker.max_size}"),
+                        (
+                            "chunker",
+                            f"{app.config.chunker.algorithm} {app.config.chunker.min_size}/"
+                            f"{app.config.chunker.avg_size}/{app.config.chunker.max_size}",
+                        ),
                         ("snapshots", str(len(snaps))),
                         ("original size", human_size(doc["original_size"])),
                         ("compressed size", human_size(doc["compressed_size"])),

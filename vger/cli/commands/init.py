@@ -26,7 +26,9 @@ def command(app: App) -> None:
             else:
                 detail = "chosen in config"
             backend = app.backend(cfg)
-            repo = Repository.init(backend, app.registry, mode, app.passphrase(cfg, confirm=True), label=cfg.label)
+            repo = Repository.init(
+                backend, app.registry, mode, app.passphrase(cfg, confirm=True), label=cfg.label
+            )
             backend.close()
             created.append({"repository": cfg.label, "url": cfg.url, "cipher": mode, "id": repo.id_hex})
             if not app.json and not app.quiet:

@@ -71,7 +71,11 @@ def export(app: App, file: str) -> None:
             tmp.write_text(export_key_text(repo))
             os.chmod(tmp, 0o600)
             os.replace(tmp, target)
-            _report(app, {"repository": cfg.label, "exported_to": str(target)}, f"{cfg.label}: key exported to {target}")
+            _report(
+                app,
+                {"repository": cfg.label, "exported_to": str(target)},
+                f"{cfg.label}: key exported to {target}",
+            )
             break
 
 

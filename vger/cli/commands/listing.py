@@ -41,11 +41,15 @@ def snapshot_doc(cfg: RepositoryConfig, snap: Snapshot) -> dict[str, Any]:
 @click.command("list")
 @click.option("-S", "--source", "source_label", help="Only snapshots of this source label.")
 @click.option("--last", type=click.IntRange(min=1), help="Only the newest N snapshots.")
-@click.option("--snapshot", "snapshot_ref", help="List the entries inside this snapshot (id, prefix or latest).")
+@click.option(
+    "--snapshot", "snapshot_ref", help="List the entries inside this snapshot (id, prefix or latest)."
+)
 @click.argument("path", required=False)
 @json_option
 @click.pass_obj
-def command(app: App, source_label: str | None, last: int | None, snapshot_ref: str | None, path: str | None) -> None:
+def command(
+    app: App, source_label: str | None, last: int | None, snapshot_ref: str | None, path: str | None
+) -> None:
     """List snapshots, or with --snapshot the entries inside one (optionally below PATH)."""
     with app.step("list"):
         if path and not snapshot_ref:
@@ -95,12 +99,13 @@ def command(app: App, source_label: str | None, last: int | None, snapshot_ref: 
                     )
                     for s in snaps
                 ]
-                click.echo(table(("ID", "TIME", "SOURCE", "LABEL", "HOST", "FILES", "SIZE"), rows, right=(5, 6)))
+                click.echo(
+                    table(("ID", "TIME", "SOURCE", "LABEL", "HOST", "FILES", "SIZE"), rows, right=(5, 6))
+                )
         if snapshot_ref and not found:
             raise SnapshotNotFound("; ".join(misses) or "no repository selected")
         if app.json:
             emit_json(docs)
-
 
 
 def _print_item(item: dict[str, Any]) -> None:

@@ -61,8 +61,12 @@ def command(app: App) -> None:
             }
         )
     failures = [
-        {"plugin": f.source.plugin, "distribution": f.source.distribution, "version": f.source.version,
-         "reason": f.reason}
+        {
+            "plugin": f.source.plugin,
+            "distribution": f.source.distribution,
+            "version": f.source.version,
+            "reason": f.reason,
+        }
         for f in registry.failures
     ]
     if app.json:
@@ -72,8 +76,13 @@ def command(app: App) -> None:
         table(
             ("KIND", "NAME", "DISTRIBUTION", "VERSION", "USED"),
             [
-                (r["kind"], r["name"], r["distribution"], r["version"],
-                 "-" if r["used"] is None else ("yes" if r["used"] else ""))
+                (
+                    r["kind"],
+                    r["name"],
+                    r["distribution"],
+                    r["version"],
+                    "-" if r["used"] is None else ("yes" if r["used"] else ""),
+                )
                 for r in rows
             ],
         )

@@ -26,8 +26,12 @@ def _xattrs_wanted(app: App, source_label: str) -> bool:
 @click.command("restore")
 @click.option("--snapshot", "snapshot_ref", required=True, help="Snapshot id, unique prefix, or 'latest'.")
 @click.option("-S", "--source", "source_label", help="With 'latest': the newest snapshot of this source.")
-@click.option("--dest", default=".", show_default=True, type=click.Path(file_okay=False), help="Destination folder.")
-@click.option("--include", multiple=True, help="Only paths matching this gitignore-style pattern (repeatable).")
+@click.option(
+    "--dest", default=".", show_default=True, type=click.Path(file_okay=False), help="Destination folder."
+)
+@click.option(
+    "--include", multiple=True, help="Only paths matching this gitignore-style pattern (repeatable)."
+)
 @click.option("--exclude", multiple=True, help="Skip paths matching this pattern (repeatable).")
 @click.option("--dry-run", is_flag=True, help="List what would be restored; write nothing.")
 @click.option(
@@ -63,7 +67,11 @@ def command(
                     misses.append(str(exc))
                     continue
                 found = snap
-                progress = None if dry_run else make_progress(app, f"restore {snap.short_id}", snap.stats.original_size)
+                progress = (
+                    None
+                    if dry_run
+                    else make_progress(app, f"restore {snap.short_id}", snap.stats.original_size)
+                )
                 display: contextlib.AbstractContextManager[Any] = progress or contextlib.nullcontext()
                 restorer = Restorer(
                     repo,
