@@ -231,7 +231,7 @@ class Archiver:
             self._dry_run(result, cache, index)
             result.duration = time.time() - start
             return result
-        writer = BlobWriter(self.repo, self.compressor, self.pack_size, upload_threads=2)
+        writer = BlobWriter(self.repo, self.compressor, self.pack_size, upload_threads=1)
         self._writer = writer
 
         def store_meta(piece: memoryview) -> bytes:

@@ -13,6 +13,7 @@ from vger import __version__
 from vger.cli.app import App
 from vger.cli.output import error_line
 from vger.errors import EXIT_ERROR, VgerError
+from vger.memory import limit_malloc_arenas
 
 
 class VgerGroup(click.Group):
@@ -115,5 +116,6 @@ _register()
 
 
 def main() -> None:
+    limit_malloc_arenas()
     _add_plugin_commands()
     cli(prog_name="vger")

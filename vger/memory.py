@@ -1,0 +1,28 @@
+"""Process-wide memory settings that keep peak RSS close to what vger really uses."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+_M_ARENA_MAX = -8  # glibc <malloc.h>
+
+
+def limit_malloc_arenas(count: int = 1) -> bool:
+    """Use one glibc malloc arena for all threads.
+
+    Each worker thread otherwise gets an arena of its own, and multi-MiB chunk
+    buffers freed in one are not reused by another: measured here, a backup of
+    an 866 MiB tree peaked at 285 MB RSS with per-thread arenas and 236 MB with
+    one, at the same speed (our allocations are few and large, so the shared
+    arena's lock is not contended). Must run before worker threads start.
+    Returns False where the C library has no ``mallopt`` (musl, macOS).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_ARENA_MAX, count))
