@@ -75,7 +75,7 @@ class ChunkerContract:
     def chunker_factory(self) -> ChunkerFactory:
         cls = self.chunker_class
         if cls is None:
-            raise NotImplementedError(
+            raise TypeError(
                 f"{type(self).__name__}: set `chunker_class` or override the `chunker_factory` fixture"
             )
         options = self.chunker_options

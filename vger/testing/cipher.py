@@ -54,7 +54,7 @@ class CipherContract:
 
     def _class(self) -> type[Any]:
         if self.cipher_class is None:
-            raise NotImplementedError(
+            raise TypeError(
                 f"{type(self).__name__}: set `cipher_class` or override the `key` and `cipher` fixtures"
             )
         return self.cipher_class

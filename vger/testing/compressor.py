@@ -98,7 +98,7 @@ class CompressorContract:
     def compressor(self) -> Any:
         cls = self.compressor_class
         if cls is None:
-            raise NotImplementedError(
+            raise TypeError(
                 f"{type(self).__name__}: set `compressor_class` or override the `compressor` fixture"
             )
         options = self.compressor_options

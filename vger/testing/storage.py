@@ -77,7 +77,7 @@ class StorageBackendContract:
 
     @pytest.fixture
     def backend_factory(self) -> BackendFactory:
-        raise NotImplementedError(
+        raise TypeError(
             f"{type(self).__name__}: override the `backend_factory` fixture to return a callable "
             "that builds a backend on a fresh location"
         )
