@@ -249,8 +249,15 @@ def test_include_and_exclude(full: tuple[Vger, Built, dict]) -> None:
     vger, built, _ = full
     inc = vger.tmp / "restore-include"
     vger.run("restore", "--snapshot", "latest", "--dest", str(inc), "--include", "*.txt")
-    got = files_below(restored_root(inc, built.src))
+    root = restored_root(inc, built.src)
+    got = files_below(root)
     assert got == {"top.txt", "with space.txt", UNICODE, "nested/a/text.txt"}
+    # Only the folders that hold an included file, with their own metadata back.
+    made = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_dir() and not p.is_symlink()}
+    assert made == {"nested", "nested/a"}
+    for folder in ("nested", "nested/a"):
+        original, restored = (built.src / folder).stat(), (root / folder).stat()
+        assert (restored.st_mode, restored.st_mtime_ns) == (original.st_mode, original.st_mtime_ns)
 
     exc = vger.tmp / "restore-exclude"
     vger.run("restore", "--snapshot", "latest", "--dest", str(exc), "--exclude", "*.txt", "--exclude", "big/")

@@ -121,6 +121,9 @@ class Restorer:
         # Selected hard links whose first link (the item holding the content) is
         # not selected, by that first link's path: restored after the main pass.
         orphans: dict[bytes, list[tuple[bytes, Item]]] = {}
+        # With --include: directories that did not match, kept to give their
+        # metadata to the ones that were created as parents of included files.
+        parents_only: dict[bytes, Item] = {}
         max_pending = self.threads * 8
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-restore")
         # Set when the walk stops early (a broken item stream, ^C): queued and
@@ -143,7 +146,11 @@ class Restorer:
                 text = shown + ("/" if is_dir else "")
                 if exclude is not None and exclude.match_file(text):
                     continue
-                if include is not None and not is_dir and not include.match_file(text):
+                if include is not None and not include.match_file(text):
+                    if is_dir:
+                        # Not restored for its own sake; if an included file lands
+                        # below it, it gets its metadata at the end.
+                        parents_only[rel] = item
                     continue
                 problem = item_problem(item)
                 if problem is not None:
@@ -180,6 +187,7 @@ class Restorer:
             if not completed:
                 self._abort.set()
             pool.shutdown(wait=True)
+        dirs.extend((rel, item) for rel, item in parents_only.items() if tree.is_known_dir(rel))
         # Directories last, deepest first: writing into a directory changes its mtime.
         for rel, item in sorted(dirs, key=lambda d: d[0].count(b"/"), reverse=True):
             try:
