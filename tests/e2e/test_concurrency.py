@@ -180,6 +180,7 @@ def test_compact_and_prune_during_a_backup_refuse_and_harm_nothing(vger: Vger) -
 
     size = 200 * MiB
     for attempt in range(3):
+        before = len(snapshots(vger))  # an earlier attempt may have committed one too
         fill(src, size, 1500, seed=40 + attempt)
         expected = manifest(src)
         backup = start(vger, "--json", "backup")
@@ -215,7 +216,7 @@ def test_compact_and_prune_during_a_backup_refuse_and_harm_nothing(vger: Vger) -
         assert "vger break-lock" in message, message
 
     snap = json.loads(out)[0]["snapshot"]
-    assert len(snapshots(vger)) == 2  # prune did not delete the older one
+    assert len(snapshots(vger)) == before + 1  # prune deleted nothing: the older ones are still there
     vger.run("check", "--verify-data")
     assert restore_manifest(vger, snap, src, vger.tmp / "out") == expected
     # with the backup gone, both work
