@@ -84,7 +84,7 @@ def test_every_builtin_is_registered_from_the_vger_distribution() -> None:
         component_source = registry.source_of(kind, name)
         assert component_source is not None, f"{kind} {name} is not registered"
         assert component_source.distribution == "vger"
-    assert len(builtin_entry_points()) == 8
+    assert len(builtin_entry_points()) == 21
 
 
 def test_builtins_are_found_by_name_tag_and_scheme() -> None:

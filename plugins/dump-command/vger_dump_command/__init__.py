@@ -1,0 +1,3 @@
+"""Command dumps: a command's stdout streamed into the snapshot.
+
+Work in progress: registers nothing yet."""

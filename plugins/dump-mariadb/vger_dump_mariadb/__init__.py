@@ -1,0 +1,3 @@
+"""MariaDB / MySQL dumps with mariadb-dump / mysqldump.
+
+Work in progress: registers nothing yet."""

@@ -1,0 +1,3 @@
+"""MongoDB dumps with mongodump --archive.
+
+Work in progress: registers nothing yet."""

@@ -1,0 +1,3 @@
+"""SQLite online copies through the backup API.
+
+Work in progress: registers nothing yet."""

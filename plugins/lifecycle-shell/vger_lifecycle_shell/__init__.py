@@ -1,0 +1,3 @@
+"""Shell hooks from the config (before/after/failed/finally).
+
+Work in progress: registers nothing yet."""

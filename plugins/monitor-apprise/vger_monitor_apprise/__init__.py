@@ -1,0 +1,3 @@
+"""Apprise notifications (needs the apprise extra).
+
+Work in progress: registers nothing yet."""

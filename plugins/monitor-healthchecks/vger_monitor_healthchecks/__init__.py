@@ -1,0 +1,3 @@
+"""Healthchecks.io pings.
+
+Work in progress: registers nothing yet."""

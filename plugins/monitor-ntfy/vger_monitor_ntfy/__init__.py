@@ -1,0 +1,3 @@
+"""ntfy notifications.
+
+Work in progress: registers nothing yet."""

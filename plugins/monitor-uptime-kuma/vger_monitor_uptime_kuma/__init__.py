@@ -1,0 +1,3 @@
+"""Uptime Kuma push monitors.
+
+Work in progress: registers nothing yet."""

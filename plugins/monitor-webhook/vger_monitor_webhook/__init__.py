@@ -1,0 +1,3 @@
+"""A generic JSON webhook.
+
+Work in progress: registers nothing yet."""

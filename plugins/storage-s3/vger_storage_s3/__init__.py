@@ -1,0 +1,3 @@
+"""S3-compatible object storage (s3fs), through vger.storage.fsspec_backend.
+
+Work in progress: registers nothing yet."""

@@ -1,0 +1,3 @@
+"""SFTP servers (sshfs/asyncssh), through vger.storage.fsspec_backend.
+
+Work in progress: registers nothing yet."""
