@@ -297,3 +297,29 @@ def test_walk_blobs_recovers_offsets(cipher: object) -> None:
     assert walk_blobs(bytes(broken), "pack w") == expected[:1]
     with pytest.raises(CorruptData):
         walk_blobs(b"NOTAPACK" + data[8:], "pack w")
+
+
+def _stored_sizes(repo: Repository, registry: Registry, blobs: list[bytes]) -> list[int]:
+    writer = BlobWriter(repo, registry.get("compressor", "zstd")({}))
+    sizes = [writer.store(repo.hasher(data), data)[1] for data in blobs]
+    writer.finish()
+    return sizes
+
+
+def test_incompressible_chunks_are_stored_as_they_are(repo: Repository, registry: Registry) -> None:
+    noise = os.urandom(1 << 20)
+    (stored,) = _stored_sizes(repo, registry, [noise])
+    # the envelope adds a tag byte, a nonce and an AEAD tag, nothing more
+    assert len(noise) < stored < len(noise) + 64
+    assert reopen(repo, registry).read_blob(repo.hasher(noise)) == noise
+
+
+def test_a_chunk_compressible_only_past_its_start_is_still_compressed(
+    repo: Repository, registry: Registry
+) -> None:
+    # Media headers, then text: a probe of the first bytes alone would store
+    # this chunk raw; probes spread over the chunk must find the text.
+    mixed = os.urandom(600_000) + b"a log line that repeats\n" * 20_000
+    (stored,) = _stored_sizes(repo, registry, [mixed])
+    assert stored < 650_000
+    assert reopen(repo, registry).read_blob(repo.hasher(mixed)) == mixed

@@ -27,8 +27,9 @@ DEFAULT_DATA_PACK = 32 * 1024 * 1024
 # file data (format.md: "metadata packs stay small (<= 4 MiB)").
 META_PACK = 4 * 1024 * 1024
 _NONE_TAG = 0
-_PROBE_SIZE = 64 * 1024
-_PROBE_MIN = 4 * _PROBE_SIZE
+_PROBE_SIZE = 16 * 1024
+_PROBES = 4
+_PROBE_MIN = 16 * _PROBE_SIZE
 _PROBE_RATIO = 0.97  # a sample that shrinks by less than 3 % says: store as is
 
 
@@ -92,8 +93,14 @@ class BlobWriter:
         if self.compressor.tag == _NONE_TAG or not len(data):
             return None
         if len(data) >= _PROBE_MIN:
-            probe = self.compressor.compress(memoryview(data)[:_PROBE_SIZE])
-            if len(probe) > _PROBE_SIZE * _PROBE_RATIO:
+            view = memoryview(data)
+            last = len(data) - _PROBE_SIZE
+            for k in range(_PROBES):
+                start = last * k // (_PROBES - 1)
+                probe = self.compressor.compress(view[start : start + _PROBE_SIZE])
+                if len(probe) <= _PROBE_SIZE * _PROBE_RATIO:
+                    break
+            else:
                 return None
         compressed = self.compressor.compress(data)
         return compressed if len(compressed) < len(data) else None
