@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, ClassVar, overload
 
 import pytest
 
-from vger.errors import ObjectNotFound, RepositoryExists, StorageError
+from vger.errors import (
+    ObjectNotFound,
+    PermanentStorageError,
+    RepositoryExists,
+    StorageError,
+    TransientStorageError,
+)
 from vger.interfaces import StorageBackend
 from vger.testing._support import (
     KiB,
@@ -40,6 +47,66 @@ UNSAFE_KEYS = ("../x", "/abs", "/", "a/../../x", "..", "a/..", "")
 
 #: Prefixes ``list`` MUST refuse for the same reason.
 UNSAFE_PREFIXES = ("../", "..", "/abs", "a/../..")
+
+#: Keys outside the grammar (``/``-separated segments of ``[a-z0-9._-]``) a
+#: backend MUST refuse: upper case folds on some filesystems, unicode has
+#: several spellings (NFC/NFD), and empty or dot segments alias other keys.
+INVALID_KEYS = (
+    "Packs/ab",
+    "packs/AB",
+    "snapshots/caf\u00e9",
+    "snapshots/cafe\u0301",
+    "index/\u0430bc",  # Cyrillic a
+    "a b",
+    "a//b",
+    "a/",
+    "./a",
+    "a/./b",
+    "a\\b",
+    "a:b",
+    "a\x00b",
+    "a\nb",
+    "a*b",
+    "a%2fb",
+)
+
+#: Listing prefixes outside the grammar, refused for the same reasons.
+INVALID_PREFIXES = ("Packs", "caf\u00e9/", "a//", "a b/")
+
+
+class InjectedFault(Exception):
+    """Raised by the part sequences below to break a write half-way on purpose."""
+
+
+class _Parts(Sequence[bytes]):
+    """Parts of an object that run ``on_half`` (or raise) after handing over half of them.
+
+    A real write takes a while: the suite needs a moment *inside* ``put_parts``
+    when some bytes were handed over and the call has not returned, to look at
+    the key from another thread or to make the write fail there.
+    """
+
+    def __init__(self, parts: list[bytes], on_half: Callable[[], None]) -> None:
+        self._parts = parts
+        self._on_half = on_half
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(index, slice):
+            return self._parts[index]
+        if index == len(self._parts) // 2:
+            self._on_half()
+        return self._parts[index]
+
+    def __iter__(self) -> Iterator[bytes]:
+        for index in range(len(self._parts)):
+            yield self[index]
 
 
 def _collect(backend: Any, prefix: str) -> list[str]:
@@ -65,6 +132,14 @@ class StorageBackendContract:
         Size of the ``slow`` large-object test (default 100 MiB; packs reach 512 MiB).
     ``atomic_object_size``
         Size of the objects rewritten while other threads read and list.
+    ``unreachable_backend_factory`` fixture (optional)
+        Return a callable building an instance whose location cannot be
+        reached (server stopped, port closed, bucket missing...). The suite
+        then checks that every operation fails within ``unreachable_seconds``
+        with a :class:`~vger.errors.TransientStorageError` or
+        :class:`~vger.errors.PermanentStorageError` naming the location --
+        never ``ObjectNotFound`` (vger would tell the user to run ``init``)
+        and never a library's own exception. Skipped when not overridden.
 
     The ``backend`` fixture gives an instance on which ``create()`` was called.
     Tests marked ``slow`` need the marker registered in your pytest config
@@ -74,6 +149,11 @@ class StorageBackendContract:
     many_keys: ClassVar[int] = 1100
     large_object_size: ClassVar[int] = 100 * MiB
     atomic_object_size: ClassVar[int] = 8 * MiB
+    unreachable_seconds: ClassVar[float] = 30.0
+
+    @pytest.fixture
+    def unreachable_backend_factory(self) -> BackendFactory | None:
+        return None
 
     @pytest.fixture
     def backend_factory(self) -> BackendFactory:
@@ -177,7 +257,7 @@ class StorageBackendContract:
 
     # -- optional put_parts ------------------------------------------------------
 
-    def _put_parts(self, backend: Any) -> Callable[[str, list[Any]], None]:
+    def _put_parts(self, backend: Any) -> Callable[[str, Sequence[Any]], None]:
         put_parts = getattr(backend, "put_parts", None)
         if put_parts is None:
             pytest.skip("the backend has no put_parts (optional)")
@@ -238,6 +318,24 @@ class StorageBackendContract:
         backend.put("packs/02/empty", b"")
         with pytest.raises(StorageError):
             backend.get_range("packs/02/empty", 0, 1)
+
+    def test_get_range_of_zero_bytes(self, backend: Any) -> None:
+        # Zero bytes inside (or right at the end of) the object is a valid,
+        # empty answer; past the end it is as wrong as any other range there.
+        backend.put("packs/05/pack", b"0123456789")
+        for offset in (0, 5, 10):
+            assert backend.get_range("packs/05/pack", offset, 0) == b"", f"offset {offset}"
+        with pytest.raises(StorageError):
+            backend.get_range("packs/05/pack", 11, 0)
+        backend.put("packs/05/empty", b"")
+        assert backend.get_range("packs/05/empty", 0, 0) == b""
+
+    def test_get_range_refuses_negative_numbers(self, backend: Any) -> None:
+        backend.put("packs/06/pack", b"0123456789")
+        for offset, length in ((-1, 1), (0, -1), (-5, 5)):
+            with pytest.raises((StorageError, ValueError)):
+                out = backend.get_range("packs/06/pack", offset, length)
+                pytest.fail(f"range ({offset}, {length}) returned {out!r}")
 
     # -- listing ----------------------------------------------------------------
 
@@ -303,6 +401,11 @@ class StorageBackendContract:
             backend.delete(key)
         assert backend.exists(key) is False
         assert backend.get("folder/child") == b"present"
+
+    def test_not_found_names_the_key(self, backend: Any) -> None:
+        with pytest.raises(ObjectNotFound) as caught:
+            backend.get("snapshots/0123abcd")
+        assert "snapshots/0123abcd" in str(caught.value), "the message must say which key is missing"
 
     def test_delete_removes_the_object(self, backend: Any) -> None:
         backend.put("snapshots/gone", b"bye")
@@ -385,6 +488,65 @@ class StorageBackendContract:
 
         self._write_while_watching(backend, list_all)
 
+    def test_a_write_in_progress_is_invisible(self, backend: Any) -> None:
+        # Halfway through handing over the parts, another thread looks: the
+        # new key must not exist yet and the key being overwritten must still
+        # hold its old content, whole.
+        put_parts = self._put_parts(backend)
+        backend.put("atomic/old", b"old version")
+        parts = [random_bytes(256 * KiB, seed=70 + i) for i in range(16)]
+        seen: dict[str, Any] = {}
+
+        def look() -> None:
+            try:
+                seen["new-exists"] = backend.exists("atomic/new")
+                try:
+                    seen["new-get"] = backend.get("atomic/new")
+                except ObjectNotFound:
+                    seen["new-get"] = None
+                seen["old"] = backend.get("atomic/old")
+                seen["listed"] = sorted(_collect(backend, "atomic"))
+            except BaseException as exc:
+                seen["error"] = exc
+
+        def from_another_thread() -> None:
+            thread = threading.Thread(target=look)
+            thread.start()
+            thread.join(timeout=60)
+            assert not thread.is_alive(), "reading hung while a write was in progress"
+
+        put_parts("atomic/new", _Parts(parts, from_another_thread))
+        assert "error" not in seen, f"reading during a write raised {seen.get('error')!r}"
+        assert seen["new-exists"] is False and seen["new-get"] is None, "a half-written object was visible"
+        assert seen["old"] == b"old version"
+        assert seen["listed"] == ["atomic/old"], f"listing showed {seen['listed']} during a write"
+        assert backend.get("atomic/new") == b"".join(parts)
+
+        seen.clear()
+        put_parts("atomic/old", _Parts(parts, from_another_thread))
+        assert seen["old"] == b"old version", "an overwrite in progress must leave the old version readable"
+        assert backend.get("atomic/old") == b"".join(parts)
+
+    def test_a_write_that_fails_half_way_leaves_nothing(self, backend: Any) -> None:
+        put_parts = self._put_parts(backend)
+        backend.put("atomic/kept", b"kept version")
+        parts = [random_bytes(256 * KiB, seed=80 + i) for i in range(16)]
+
+        def fail() -> None:
+            raise InjectedFault("the data source broke half-way")
+
+        for key in ("atomic/fresh", "atomic/kept"):
+            with pytest.raises((InjectedFault, StorageError)):
+                put_parts(key, _Parts(parts, fail))
+        assert backend.exists("atomic/fresh") is False
+        with pytest.raises(ObjectNotFound):
+            backend.get("atomic/fresh")
+        assert backend.get("atomic/kept") == b"kept version", "a failed overwrite damaged the old version"
+        assert _collect(backend, "") == ["atomic/kept"], "a failed write left something listed"
+        # and the same key can be written properly afterwards
+        put_parts("atomic/fresh", parts)
+        assert backend.get("atomic/fresh") == b"".join(parts)
+
     def test_concurrent_writers_from_eight_threads(self, backend: Any) -> None:
         payloads = [random_bytes(256 * KiB, seed=40 + i) for i in range(8)]
 
@@ -425,3 +587,82 @@ class StorageBackendContract:
     def test_unsafe_list_prefixes_are_refused(self, backend: Any, prefix: str) -> None:
         with pytest.raises(StorageError):
             _collect(backend, prefix)
+
+    def _assert_refused(self, backend: Any, key: str) -> None:
+        operations: list[tuple[str, Callable[[], object]]] = [
+            ("put", lambda: backend.put(key, b"x")),
+            ("get", lambda: backend.get(key)),
+            ("get_range", lambda: backend.get_range(key, 0, 1)),
+            ("exists", lambda: backend.exists(key)),
+            ("size", lambda: backend.size(key)),
+            ("delete", lambda: backend.delete(key)),
+        ]
+        put_parts = getattr(backend, "put_parts", None)
+        if put_parts is not None:
+            operations.append(("put_parts", lambda: put_parts(key, [b"x"])))
+        for label, operation in operations:
+            with pytest.raises(StorageError):
+                operation()
+                pytest.fail(f"{label}({key!r}) was accepted")
+
+    def test_keys_outside_the_grammar_are_refused(self, backend: Any) -> None:
+        for key in INVALID_KEYS:
+            self._assert_refused(backend, key)
+        for prefix in INVALID_PREFIXES:
+            with pytest.raises(StorageError):
+                _collect(backend, prefix)
+                pytest.fail(f"list({prefix!r}) was accepted")
+        assert _collect(backend, "") == [], "a refused key must write nothing"
+
+    # -- error mapping --------------------------------------------------------------
+
+    def test_an_object_used_as_a_folder_maps_to_storage_errors(self, backend: Any) -> None:
+        # On a filesystem "config/child" runs through a file (ENOTDIR); the
+        # library error must come out as vger's, never as a raw OSError.
+        backend.put("config", b"an object, not a folder")
+        with pytest.raises(ObjectNotFound):
+            backend.get("config/child")
+        with pytest.raises(ObjectNotFound):
+            backend.get_range("config/child", 0, 1)
+        with pytest.raises(ObjectNotFound):
+            backend.size("config/child")
+        with pytest.raises(ObjectNotFound):
+            backend.delete("config/child")
+        assert backend.exists("config/child") is False
+        assert _collect(backend, "config/") == []
+        try:
+            backend.put("config/child", b"x")  # object stores allow it, filesystems cannot
+        except StorageError as exc:
+            assert isinstance(exc, TransientStorageError | PermanentStorageError), (
+                f"{type(exc).__name__} is neither transient nor permanent"
+            )
+        assert backend.get("config") == b"an object, not a folder"
+
+    def test_an_unreachable_location_fails_with_a_clear_error(
+        self, unreachable_backend_factory: BackendFactory | None
+    ) -> None:
+        if unreachable_backend_factory is None:
+            pytest.skip("no unreachable_backend_factory fixture (optional)")
+        instance = unreachable_backend_factory()
+        operations: list[tuple[str, Callable[[], object]]] = [
+            ("create", instance.create),
+            ("put", lambda: instance.put("config", b"x")),
+            ("get", lambda: instance.get("config")),
+            ("get_range", lambda: instance.get_range("config", 0, 1)),
+            ("exists", lambda: instance.exists("config")),
+            ("size", lambda: instance.size("config")),
+            ("list", lambda: _collect(instance, "")),
+        ]
+        try:
+            for label, operation in operations:
+                started = time.monotonic()
+                with pytest.raises((TransientStorageError, PermanentStorageError)) as caught:
+                    operation()
+                    pytest.fail(f"{label} on an unreachable location did not fail")
+                elapsed = time.monotonic() - started
+                assert elapsed < self.unreachable_seconds, f"{label} took {elapsed:.0f} s to fail"
+                message = str(caught.value)
+                assert "\n" not in message.strip(), f"{label}: the message must be one line: {message!r}"
+                assert instance.location in message, f"{label}: {message!r} does not name {instance.location}"
+        finally:
+            instance.close()

@@ -11,7 +11,7 @@ import errno
 import os
 import secrets
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlparse
@@ -22,9 +22,10 @@ from vger.errors import (
     PermanentStorageError,
     RepositoryExists,
     StorageError,
-    TransientStorageError,
 )
 from vger.interfaces import Buffer
+from vger.storage.errors import map_storage_error
+from vger.storage.keys import check_key, check_prefix
 
 TEMP_MARKER = ".tmp-"
 
@@ -38,13 +39,15 @@ def _fsync_dir(path: str) -> None:
 
 
 _IOV_MAX = 1024  # POSIX minimum for writev's vector length on Linux
+#: Parts are written as they arrive, in batches of about this size: a caller
+#: that hands them over at a pace (the rate limiter) gets smooth writes, and a
+#: part sequence that fails half-way is caught with the object still hidden.
+_BATCH_BYTES = 4 * 1024 * 1024
 
 
-def _write_all(fd: int, parts: Sequence[Buffer]) -> None:
-    views = [memoryview(p).cast("B") for p in parts if len(p)]
+def _writev_all(fd: int, views: list[memoryview]) -> None:
     while views:
-        batch = views[:_IOV_MAX]
-        written = os.writev(fd, batch)
+        written = os.writev(fd, views[:_IOV_MAX])
         # drop fully written buffers, trim a partially written one
         while written and views:
             head = views[0]
@@ -56,18 +59,23 @@ def _write_all(fd: int, parts: Sequence[Buffer]) -> None:
                 written = 0
 
 
+def _write_all(fd: int, parts: Iterable[Buffer]) -> None:
+    batch: list[memoryview] = []
+    pending = 0
+    for part in parts:
+        if not len(part):
+            continue
+        view = memoryview(part).cast("B")
+        batch.append(view)
+        pending += len(view)
+        if pending >= _BATCH_BYTES or len(batch) >= _IOV_MAX:
+            _writev_all(fd, batch)
+            batch, pending = [], 0
+    _writev_all(fd, batch)
+
+
 def _map_os_error(exc: OSError, key: str, location: str) -> StorageError:
-    # EISDIR/ENOTDIR: the key names a folder, or runs through an object as if
-    # it were a folder; either way no object has that key.
-    if exc.errno in (errno.ENOENT, errno.EISDIR, errno.ENOTDIR):
-        return ObjectNotFound(f"{key}: not found in {location}")
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return PermanentStorageError(f"no space left on the device holding {location} ({key})")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return PermanentStorageError(f"permission denied writing {location} ({key}): {exc.strerror}")
-    if exc.errno in (errno.EINTR, errno.EAGAIN, errno.EBUSY, errno.ETIMEDOUT):
-        return TransientStorageError(f"{location} ({key}): {exc.strerror}")
-    return PermanentStorageError(f"{location} ({key}): {exc.strerror or exc}")
+    return map_storage_error(exc, location, key)
 
 
 class FileBackend:
@@ -75,7 +83,21 @@ class FileBackend:
 
     name: ClassVar[str] = "file"
     schemes: ClassVar[tuple[str, ...]] = ("file",)
-    options_schema: ClassVar[Mapping[str, Any]] = {"type": "object", "properties": {}}
+    options_schema: ClassVar[Mapping[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "connections": {
+                "description": "At most this many storage calls at once (0: no cap; a local disk queues "
+                "requests itself, and vger's thread pools already follow limits.cpu.max_threads).",
+                "type": "integer",
+                "minimum": 0,
+                "default": 0,
+            }
+        },
+    }
+    #: limits.io applies, not limits.network; one pack upload at a time (more did not help on disk).
+    is_local: ClassVar[bool] = True
+    connections: ClassVar[int] = 0
 
     def __init__(self, url: str, options: Mapping[str, Any]) -> None:
         if url.startswith("file://"):
@@ -92,8 +114,12 @@ class FileBackend:
         return self.root
 
     def _path(self, key: str) -> str:
-        if not key or key.startswith("/") or ".." in key.split("/") or "\x00" in key:
-            raise PermanentStorageError(f"refusing unsafe key {key!r}")
+        check_key(key)
+        if TEMP_MARKER in key:
+            # list() hides such names as writes in progress: the object would be invisible.
+            raise PermanentStorageError(
+                f"refusing storage key {key!r}: {TEMP_MARKER!r} marks temporary files"
+            )
         return os.path.join(self.root, key)
 
     def create(self) -> None:
@@ -112,18 +138,26 @@ class FileBackend:
             raise _map_os_error(exc, key, self.root) from exc
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
+        path = self._path(key)
+        if offset < 0 or length < 0:
+            raise PermanentStorageError(f"{self.root} ({key}): invalid range ({length} bytes at {offset})")
         try:
-            fd = os.open(self._path(key), os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY)
         except OSError as exc:
             raise _map_os_error(exc, key, self.root) from exc
         try:
-            data = os.pread(fd, length, offset)
+            # pread of 0 bytes succeeds at any offset: check the size so an
+            # empty range past the end is refused like any other.
+            end = os.fstat(fd).st_size if length == 0 else offset + length
+            data = os.pread(fd, length, offset) if length else b""
         except OSError as exc:
             raise _map_os_error(exc, key, self.root) from exc
         finally:
             os.close(fd)
-        if len(data) != length:
-            raise StorageError(f"{key}: short read ({len(data)} of {length} bytes at {offset})")
+        if len(data) != length or offset > end:
+            raise PermanentStorageError(
+                f"{self.root} ({key}): short read ({len(data)} of {length} bytes at {offset})"
+            )
         return data
 
     def _ensure_dir(self, folder: str) -> None:
@@ -143,7 +177,11 @@ class FileBackend:
         self.put_parts(key, [data])
 
     def put_parts(self, key: str, parts: Sequence[Buffer]) -> None:
-        """Atomic write of consecutive buffers (``os.writev``, no joining in memory)."""
+        """Atomic write of consecutive buffers (``os.writev``, no joining in memory).
+
+        Whatever goes wrong before the rename -- including the part sequence
+        itself raising -- removes the temporary file, so nothing is visible.
+        """
         final = self._path(key)
         folder = os.path.dirname(final)
         tmp = f"{final}{TEMP_MARKER}{secrets.token_hex(6)}"
@@ -157,11 +195,13 @@ class FileBackend:
                 os.close(fd)
             os.rename(tmp, final)
             _fsync_dir(folder)
-        except OSError as exc:
+        except BaseException as exc:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+            if not isinstance(exc, OSError):
+                raise
             if exc.errno in (errno.EISDIR, errno.ENOTDIR):
                 raise PermanentStorageError(
                     f"{self.root} ({key}): the key clashes with an existing folder or object"
@@ -191,7 +231,8 @@ class FileBackend:
 
     def list(self, prefix: str) -> Iterator[str]:
         # The prefix is checked like a key so "../" cannot list outside the repository.
-        base = self._path(prefix.rstrip("/")) if prefix else self.root
+        folder = check_prefix(prefix)
+        base = os.path.join(self.root, folder) if folder else self.root
         if not os.path.isdir(base):
             return
         root = Path(self.root)
