@@ -76,7 +76,15 @@ def vger_register_storage_backends() -> list[type[Any]]:
 def vger_register_dump_sources() -> list[type[Any]]:
     """Return dump source classes (see :class:`vger.interfaces.DumpSource`).
 
-    Selected by ``sources[].dumps[].type``.
+    Called once at start-up. Selected by ``sources[].dumps[].type``; the
+    ``command_dumps`` entries of a source are served by the class named
+    ``command``. At ``vger backup`` each selected class is built with its
+    config entry and its ``dumps()`` are streamed into the source's snapshot
+    (under ``vger-dumps/<source label>/``, before the source's files); a
+    stream whose ``finish()`` raises fails the source and nothing of it is
+    committed. At ``vger restore-dump`` the class named in a dump's record is
+    built again and its ``restorer()`` streams the dump back, so a third-party
+    dump plugin brings its own restore. See docs/dumps.md.
     """
     raise AssertionError("hook specification")
 

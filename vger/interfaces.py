@@ -154,21 +154,78 @@ class StorageBackend(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
 class DumpStream(Protocol):
-    """One dump a :class:`DumpSource` produces: a name in the snapshot and a byte stream."""
+    """One dump a :class:`DumpSource` produces: a name in the snapshot and a byte stream.
+
+    The core calls ``open()``, reads the returned stream to its end (chunking,
+    encrypting and storing as it goes, never holding more than a few chunks),
+    then calls ``finish()``. If anything fails on either side it calls
+    ``abort()`` instead of ``finish()``. Rules:
+
+    - ``name`` is a relative ``/``-separated path without ``.`` or ``..``
+      segments (``postgresql/app.dump``); it is where the dump appears inside
+      the source's dump folder and what ``vger restore-dump NAME`` takes.
+    - ``metadata`` is a JSON-compatible mapping recorded with the dump in the
+      snapshot: everything the plugin's ``restorer`` needs (tool, format,
+      database, host, port, ...), never a password.
+    - ``open()`` MUST stream (a pipe, a socket, pages read on demand), never
+      spool to a temporary file or build the dump in memory: dumps can be
+      larger than the disk or the RAM that is left.
+    - ``finish()`` MUST raise :class:`vger.errors.VgerError` when the dump is not
+      complete and good (the tool exited non-zero, timed out, was killed); the
+      message should carry the tail of the tool's stderr. The source's snapshot
+      is then not committed.
+    - ``abort()`` MUST stop the tool and release what ``open()`` took; it may be
+      called before ``open()`` or after ``finish()`` and then does nothing.
+    """
 
     name: str
+    metadata: Mapping[str, Any]
 
     def open(self) -> IO[bytes]: ...
 
-    def finish(self) -> None:
-        """Called after the stream was read to the end; raise VgerError if the tool failed."""
-        ...
+    def finish(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+@runtime_checkable
+class DumpRestore(Protocol):
+    """How one dump goes back into a database (``vger restore-dump``).
+
+    - ``describe()`` returns the command (or action) as a user could type it,
+      without secrets: ``--dry-run`` prints it and runs nothing.
+    - ``run(data)`` reads the dump's bytes from ``data`` to its end and feeds
+      them to the tool; it MUST raise :class:`vger.errors.VgerError` (with the
+      tool's stderr tail) when the restore failed.
+    """
+
+    def describe(self) -> str: ...
+
+    def run(self, data: IO[bytes]) -> None: ...
 
 
 @runtime_checkable
 class DumpSource(Protocol):
-    """A database (or other) dump streamed into a snapshot as files."""
+    """A database (or other) dump streamed into a snapshot as files.
+
+    Built with the user's ``dumps:`` entry (``type`` included, schema defaults
+    filled). Rules:
+
+    - ``dumps()`` yields one :class:`DumpStream` per file; streams are opened
+      one after the other, never two at once. Names MUST be unique within one
+      source; the core refuses a source whose dumps share a name.
+    - ``restorer(record, overrides)`` plans the restore of a dump this plugin
+      made. ``record`` is the ``metadata`` the stream declared, plus ``type``
+      and ``name``; ``overrides`` holds only what the user gave on the command
+      line (``host``, ``port``, ``username``, ``database``) and wins over the
+      record. The instance is built from the current config's entry of the
+      same type for the snapshot's source (so a password can come from there),
+      or from ``{"type": name}`` when there is none: the constructor MUST NOT
+      require options. Return None when the dump cannot be restored by a tool
+      (``vger restore`` still restores it as a plain file).
+    """
 
     name: ClassVar[str]
     options_schema: ClassVar[Mapping[str, Any]]
@@ -176,6 +233,8 @@ class DumpSource(Protocol):
     def __init__(self, options: Mapping[str, Any]) -> None: ...
 
     def dumps(self) -> Iterator[DumpStream]: ...
+
+    def restorer(self, record: Mapping[str, Any], overrides: Mapping[str, Any]) -> DumpRestore | None: ...
 
 
 @runtime_checkable

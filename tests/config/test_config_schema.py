@@ -104,7 +104,7 @@ def test_third_party_plugins_contribute_their_options(
         },
     )
     dump = component(
-        "sqlite",
+        "thirdsql",
         {
             "type": "object",
             "$defs": {"path": {"type": "string", "minLength": 1}},
@@ -116,12 +116,12 @@ def test_third_party_plugins_contribute_their_options(
     )
     registry = make_registry(
         ("monitor-hc", "vger_register_monitors", [monitor]),
-        ("dump-sqlite", "vger_register_dump_sources", [dump]),
+        ("dump-thirdsql", "vger_register_dump_sources", [dump]),
         ("storage-s3", "vger_register_storage_backends", [storage]),
     )
     text = (
         "repositories: [{url: /r}, {url: 's3://b/p', bucket_region: x}]\n"
-        "sources: [{path: /s, dumps: [{type: sqlite, path: /db.sqlite}]}]\n"
+        "sources: [{path: /s, dumps: [{type: thirdsql, path: /db.sqlite}]}]\n"
         "monitoring: [{type: healthchecks, url: 'https://hc/x'}]\n"
     )
     config = load(text, reg=registry)

@@ -337,14 +337,14 @@ def test_command_dumps(load: Load, problems: Problems) -> None:
 
 
 def test_dumps_and_monitoring_without_plugins_name_the_type(problems: Problems, registry: Any) -> None:
-    assert not registry.of_kind("dump") and not registry.of_kind("monitor")
+    assert "nosuchdb" not in registry.names("dump") and not registry.of_kind("monitor")
     path, message = only(problems(MINIMAL + "monitoring: [{type: healthchecks, url: x}]\n"))
     assert path == "monitoring[0].type"
     assert "no monitor plugin named 'healthchecks' is installed" in message
-    error = problems("repositories: [{url: /r}]\nsources: [{path: /s, dumps: [{type: postgresql}]}]\n")
+    error = problems("repositories: [{url: /r}]\nsources: [{path: /s, dumps: [{type: nosuchdb}]}]\n")
     path, message = only(error)
     assert path == "sources[0].dumps[0].type"
-    assert "'postgresql'" in message and "dump plugin" in message
+    assert "'nosuchdb'" in message and "dump plugin" in message
 
 
 def test_storage_options_for_schemes_without_plugins(load: Load, problems: Problems) -> None:

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vger import __version__
+from vger.backup.dumps import DumpStorer
 from vger.backup.filecache import Chunks, FilesCache
 from vger.backup.metadata import base_item, item_type, read_xattrs
 from vger.backup.walker import Walker, WalkOptions
-from vger.interfaces import Chunker, Compressor
+from vger.interfaces import Chunker, Compressor, DumpSource
 from vger.repository import format as fmt
 from vger.repository.items import ITEMS_AVG, ITEMS_MAX, ITEMS_MIN, Item, ItemStreamWriter
 from vger.repository.repository import Repository
@@ -52,6 +53,7 @@ class SourceSpec:
     paths: Sequence[str]
     walk: WalkOptions = field(default_factory=WalkOptions)
     xattrs: bool = True
+    dumps: Sequence[DumpSource] = ()
 
 
 @dataclass
@@ -249,6 +251,18 @@ class Archiver:
         walker = Walker(self.source.walk)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-chunk")
         try:
+            if self.source.dumps:
+                # Dumps first: a failing one stops the source before its tree is read.
+                DumpStorer(
+                    self.source.label,
+                    self.chunker,
+                    self.repo.hasher,
+                    writer,
+                    items,
+                    stats,
+                    self._buffer(),
+                    self.progress,
+                ).store_all(self.source.dumps)
             for root in self.source.paths:
                 for entry in walker.walk(root):
                     st = entry.st

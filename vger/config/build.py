@@ -171,7 +171,7 @@ class Builder:
                 git_ignore=git_ignore,
                 xattrs=xattrs,
             )
-        paths = [entry["path"]] if "path" in entry else list(entry["paths"])
+        paths = [entry["path"]] if "path" in entry else list(entry.get("paths", ()))
         return SourceConfig(
             label=label,
             paths=tuple(self.local_path(p) for p in paths),

@@ -116,7 +116,13 @@ def _source_entry(
     if has_path and has_paths:
         yield Problem((*path, "paths"), "expected either `path` or `paths`, found both")
     elif not has_path and not has_paths:
-        yield Problem((*path, "path"), "expected `path` (one directory) or `paths` (several), found neither")
+        if not (entry.get("command_dumps") or entry.get("dumps")):
+            yield Problem(
+                (*path, "path"), "expected `path` (one directory) or `paths` (several), found neither"
+            )
+        elif "label" not in entry:
+            # A dumps-only source (databases, no files) has no path to take a label from.
+            yield Problem((*path, "label"), "expected a `label` (required without `path`), found nothing")
     elif has_paths and "label" not in entry:
         yield Problem((*path, "label"), "expected a `label` (required with `paths`), found nothing")
     for index, name in enumerate(entry.get("repos", ())):

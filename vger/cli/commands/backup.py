@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from vger.backup.archiver import Archiver, BackupResult, SourceSpec
+from vger.backup.dumps import build_sources, check_no_collision, dump_entries
 from vger.backup.walker import WalkOptions
 from vger.cli.app import App
 from vger.cli.output import emit_json, error_line, human_size, json_option, warn
@@ -20,8 +21,12 @@ from vger.repository.locks import SHARED, locked
 from vger.repository.repository import Repository
 
 
-def _spec(source: SourceConfig) -> SourceSpec:
+def _spec(source: SourceConfig, app: App | None = None) -> SourceSpec:
+    dumps = dump_entries(source)
+    if dumps:
+        check_no_collision(source.paths)
     return SourceSpec(
+        dumps=build_sources(dumps, app.registry) if dumps and app is not None else (),
         label=source.label,
         paths=tuple(source.paths),
         walk=WalkOptions(
@@ -128,7 +133,7 @@ def _backup_one(
             app.chunker(),
             app.compressor(cfg),
             app.chunker_factory(),
-            _spec(source),
+            _spec(source, app),
             threads=cfg.limits.max_threads,
             pack_size=pack_target(repo, cfg),
             label=label,

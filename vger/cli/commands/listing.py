@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import stat
+from collections.abc import Iterable
 from typing import Any
 
 import click
 
+from vger.backup.dumps import dump_items
 from vger.cli.app import App
 from vger.cli.output import emit_json, human_size, json_option, table
 from vger.config.model import RepositoryConfig
 from vger.errors import SnapshotNotFound
-from vger.repository.items import describe, display_path
+from vger.repository.items import Item, describe, display_path
 from vger.repository.snapshot import Snapshot
 
 
@@ -44,16 +46,24 @@ def snapshot_doc(cfg: RepositoryConfig, snap: Snapshot) -> dict[str, Any]:
 @click.option(
     "--snapshot", "snapshot_ref", help="List the entries inside this snapshot (id, prefix or latest)."
 )
+@click.option("--dumps", "only_dumps", is_flag=True, help="With --snapshot: list the dumps it holds.")
 @click.argument("path", required=False)
 @json_option
 @click.pass_obj
 def command(
-    app: App, source_label: str | None, last: int | None, snapshot_ref: str | None, path: str | None
+    app: App,
+    source_label: str | None,
+    last: int | None,
+    snapshot_ref: str | None,
+    only_dumps: bool,
+    path: str | None,
 ) -> None:
     """List snapshots, or with --snapshot the entries inside one (optionally below PATH)."""
     with app.step("list"):
         if path and not snapshot_ref:
             raise click.UsageError("PATH needs --snapshot")
+        if only_dumps and not snapshot_ref:
+            raise click.UsageError("--dumps needs --snapshot")
         docs: list[dict[str, Any]] = []
         misses: list[str] = []
         found = False
@@ -66,6 +76,9 @@ def command(
                         misses.append(str(exc))
                         continue
                     found = True
+                    if only_dumps:
+                        _list_dumps(app, cfg, repo.iter_items(snap), snap, docs)
+                        break
                     prefix = path.strip("/").encode() if path else b""
                     for item in repo.iter_items(snap):
                         p = item["path"]
@@ -122,3 +135,38 @@ def _print_item(item: dict[str, Any]) -> None:
         arrow = " => " if item.get("type") == "hardlink" else " -> "
         line += arrow + display_path(target)
     click.echo(line)
+
+
+#: Record keys shown as columns by ``list --dumps`` (the rest is in ``--json``).
+_DUMP_COLUMNS = ("database", "host", "port", "format")
+
+
+def _list_dumps(
+    app: App, cfg: RepositoryConfig, items: Iterable[Item], snap: Snapshot, docs: list[dict[str, Any]]
+) -> None:
+    rows = []
+    for item in dump_items(items):
+        record = item["dump"]
+        if app.json:
+            docs.append(
+                {
+                    "repository": cfg.label,
+                    "snapshot": snap.hex_id,
+                    "name": record.get("name"),
+                    "type": record.get("type"),
+                    "path": display_path(item["path"]),
+                    "size": item.get("size", 0),
+                    "record": record,
+                }
+            )
+            continue
+        rows.append(
+            (
+                record.get("name"),
+                record.get("type"),
+                *("" if record.get(key) is None else record.get(key) for key in _DUMP_COLUMNS),
+                human_size(int(item.get("size", 0))),
+            )
+        )
+    if not app.json:
+        click.echo(table(("NAME", "TYPE", "DATABASE", "HOST", "PORT", "FORMAT", "SIZE"), rows, right=(4, 6)))
