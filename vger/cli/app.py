@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,6 +18,7 @@ from vger.crypto.passphrase import get_passphrase
 from vger.errors import ConfigError, VgerError
 from vger.interfaces import Chunker, Compressor
 from vger.lifecycle import CommandContext, lifecycle
+from vger.monitoring import MonitoringFanOut
 from vger.pluginmanager import Registry, load_plugins
 from vger.repository.repository import Repository
 from vger.storage import open_backend
@@ -44,9 +47,15 @@ class App:
     json_parts: dict[str, Any] | None = None
     json_step: str = ""
 
+    #: the lifecycle steps we are inside, outermost first (command, repository, source)
+    _steps: list[CommandContext] = field(default_factory=list)
+
     @cached_property
     def _loaded(self) -> tuple[Config, Registry]:
         config, registry = load_config(self.config_path, lambda disabled: load_plugins(disabled))
+        # The monitoring fan-out is core, not a plugin, but listens to the same
+        # lifecycle events (and builds the configured monitors in vger_configure).
+        registry.pm.register(MonitoringFanOut(registry), name=MonitoringFanOut.plugin_name)
         registry.pm.hook.vger_configure(config=config)
         _apply_nice(max((repo.limits.nice for repo in config.repositories), default=0))
         return config, registry
@@ -55,16 +64,26 @@ class App:
     def step(
         self, command: str, repository: str | None = None, source: SourceConfig | None = None
     ) -> Iterator[CommandContext]:
-        """Surround a command (or one repository / source step of it) with lifecycle hooks."""
+        """Surround a command (or one repository / source step of it) with lifecycle hooks.
+
+        Steps nest (command, then repository, then source): each context
+        records the one it runs in, so failures inside reach the outer
+        ``failed`` hooks and the order of hooks follows the nesting.
+        """
         ctx = CommandContext(
             command,
             self.config,
             repository=repository,
             source_label=source.label if source else None,
             source_paths=tuple(source.paths) if source else (),
+            parent=self._steps[-1] if self._steps else None,
         )
-        with lifecycle(self.registry.pm, ctx) as current:
-            yield current
+        self._steps.append(ctx)
+        try:
+            with lifecycle(self.registry.pm, ctx) as current:
+                yield current
+        finally:
+            self._steps.remove(ctx)
 
     @property
     def config(self) -> Config:
@@ -136,17 +155,38 @@ class App:
 
     @contextmanager
     def each_repo(self) -> Iterator[Iterator[tuple[RepositoryConfig, Repository]]]:
-        """Open the selected repositories one by one, closing their backends afterwards."""
+        """Open the selected repositories one by one, closing their backends afterwards.
 
-        def gen() -> Iterator[tuple[RepositoryConfig, Repository]]:
+        Inside a command step, each repository gets a step of its own (its
+        ``hooks`` run around it). An error raised in the caller's loop body is
+        thrown back into the generator, so the repository step it happened in
+        runs its ``failed`` and ``finally`` hooks with that error.
+        """
+        command = self._steps[-1].command if self._steps else None
+
+        def gen() -> Generator[tuple[RepositoryConfig, Repository], None, None]:
             for cfg in self.repositories():
-                repo = self.open_repo(cfg)
-                try:
-                    yield cfg, repo
-                finally:
-                    repo.backend.close()
+                step = (
+                    self.step(command, repository=cfg.label)
+                    if command is not None
+                    else contextlib.nullcontext()
+                )
+                with step:
+                    repo = self.open_repo(cfg)
+                    try:
+                        yield cfg, repo
+                    finally:
+                        repo.backend.close()
 
-        yield gen()
+        repos = gen()
+        try:
+            yield repos
+        except BaseException as exc:
+            if inspect.getgeneratorstate(repos) == inspect.GEN_SUSPENDED:
+                repos.throw(exc)
+            raise
+        finally:
+            repos.close()
 
     def close(self) -> None:
         for repo in self._opened:

@@ -92,28 +92,42 @@ def run_backup(
         if not sources:
             continue
         try:
-            repo = app.open_repo(cfg)
+            # One lifecycle step per repository, one per source inside it: the
+            # repository's and the source's hooks run around them (docs/hooks.md).
+            with app.step("backup", repository=cfg.label) as repo_step:
+                repo = app.open_repo(cfg)
+                failed = 0
+                for source in sources:
+                    try:
+                        with app.step("backup", repository=cfg.label, source=source) as step:
+                            result = _backup_one(app, cfg, repo, source, label, dry_run)
+                            step.result.update(result_doc(cfg, result))
+                    except VgerError as exc:
+                        error_line(f"{cfg.label}: source {source.label}: {exc}")
+                        exit_code = EXIT_ERROR
+                        failed += 1
+                        continue
+                    docs.append(result_doc(cfg, result))
+                    for path, message in result.errors:
+                        warn(f"{path}: {message}")
+                    if result.errors and exit_code == 0:
+                        exit_code = EXIT_PARTIAL
+                    if not app.json and not app.quiet:
+                        _print_result(cfg, result, stats)
+                if failed:
+                    raise _SourcesFailed("; ".join(repo_step.inner_errors))
+        except _SourcesFailed:
+            pass  # each source's error is already on stderr
         except VgerError as exc:
             error_line(f"{cfg.label}: {exc}")
             exit_code = EXIT_ERROR
-            continue
-        for source in sources:
-            try:
-                result = _backup_one(app, cfg, repo, source, label, dry_run)
-            except VgerError as exc:
-                error_line(f"{cfg.label}: source {source.label}: {exc}")
-                exit_code = EXIT_ERROR
-                continue
-            docs.append(result_doc(cfg, result))
-            for path, message in result.errors:
-                warn(f"{path}: {message}")
-            if result.errors and exit_code == 0:
-                exit_code = EXIT_PARTIAL
-            if not app.json and not app.quiet:
-                _print_result(cfg, result, stats)
     if app.json:
         emit_json(docs)
     return exit_code
+
+
+class _SourcesFailed(VgerError):
+    """Ends a repository's step as failed (its ``failed`` hooks run) once its sources were tried."""
 
 
 def _backup_one(
