@@ -7,7 +7,15 @@ DEMO := demo
 
 .PHONY: setup demo test lint typecheck unit clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed sshd
+
+# OpenSSH's sshd for the SFTP tests (vger.testing.servers starts its own on a
+# loopback port, with its own config and keys; SeaweedFS for the S3 tests comes
+# with the dev extra). Debian's package; as root, like CI.
+SSHD := /usr/sbin/sshd
+.PHONY: sshd
+sshd:
+	@command -v $(SSHD) >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null; } || { echo "make: cannot install openssh-server (run as root: apt-get install openssh-server)" >&2; exit 1; }
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

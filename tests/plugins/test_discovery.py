@@ -36,6 +36,8 @@ BUILTIN_COMPONENTS = {
     ("cipher", "chacha20poly1305"),
     ("cipher", "none"),
     ("storage", "file"),
+    ("storage", "s3"),
+    ("storage", "sftp"),
 }
 
 
@@ -93,6 +95,8 @@ def test_builtins_are_found_by_name_tag_and_scheme() -> None:
     assert registry.compressor_by_tag(2).name == "zstd"
     assert registry.compressor_by_tag(0).name == "none"
     assert registry.storage_for_scheme("file").name == "file"
+    assert registry.storage_for_scheme("s3").name == "s3"
+    assert registry.storage_for_scheme("sftp").name == "sftp"
     assert registry.names("cipher") == ["aes256gcm", "chacha20poly1305", "none"]
 
 
@@ -134,9 +138,9 @@ def test_missing_component_names_the_package_to_install() -> None:
     with pytest.raises(PluginNotFound, match=r"install it with: pip install apprise"):
         registry.get("monitor", "apprise")
     with pytest.raises(
-        PluginNotFound, match=r"no storage backend for 's3://' urls is installed; available: file"
+        PluginNotFound, match=r"no storage backend for 'gs://' urls is installed; available: file, s3, sftp"
     ):
-        registry.storage_for_scheme("s3")
+        registry.storage_for_scheme("gs")
     with pytest.raises(PluginNotFound, match="available: lz4, none, zstd"):
         registry.get("compressor", "brotli")
 
