@@ -22,7 +22,7 @@ from vger.errors import (
     SnapshotNotFound,
     StorageError,
 )
-from vger.interfaces import Cipher, Compressor, StorageBackend
+from vger.interfaces import Buffer, Cipher, Compressor, StorageBackend
 from vger.pluginmanager import Registry
 from vger.repository import format as fmt
 from vger.repository.index import ChunkIndex, IndexEntry, decode_segment, encode_segment
@@ -150,7 +150,7 @@ class Repository:
     def seal(self, obj_type: ObjectType, plaintext: bytes | memoryview, extra_aad: bytes = b"") -> bytes:
         return seal(self.cipher, obj_type, plaintext, extra_aad)
 
-    def unseal(self, obj_type: ObjectType, data: bytes, extra_aad: bytes = b"", what: str = "") -> bytes:
+    def unseal(self, obj_type: ObjectType, data: Buffer, extra_aad: bytes = b"", what: str = "") -> bytes:
         return unseal(self.cipher, obj_type, data, extra_aad, what)
 
     def put_object(self, key: str, obj_type: ObjectType, doc: Any, extra_aad: bytes = b"") -> None:
@@ -197,7 +197,7 @@ class Repository:
             self._decompressors[tag] = comp
         return comp
 
-    def decode_blob(self, chunk_id: bytes, envelope: bytes, entry: IndexEntry) -> bytes:
+    def decode_blob(self, chunk_id: bytes, envelope: Buffer, entry: IndexEntry) -> bytes:
         """Authenticate, decompress (bounded by the recorded size) and verify one blob."""
         what = f"chunk {chunk_id.hex()[:16]} in pack {entry.pack_id.hex()[:16]}"
         if entry.plain_size > fmt.MAX_CHUNK_SIZE:

@@ -4,6 +4,9 @@ Order of work: the main thread walks the item stream and creates directories,
 symlinks, FIFOs, devices and empty target files; file contents are written by a
 pool of worker threads (chunk reads, decryption and decompression release the
 GIL, and the kernel's cost of filling new pages is spread over several writers).
+Small files go to the workers in batches, and each batch (or big file) reads its
+chunks grouped by pack, one ranged read per run of neighbouring blobs
+(:mod:`vger.restore.reads`), so a remote repository is not asked once per chunk.
 Directory metadata is applied last, deepest first, so writing into a directory
 does not disturb its restored mtime.
 """
@@ -24,13 +27,19 @@ from typing import Protocol
 
 import pathspec
 
-from vger.errors import IntegrityError, RestoreError, VgerError
+from vger.errors import IntegrityError, ObjectNotFound, RestoreError, StorageError, VgerError
+from vger.repository import format as fmt
 from vger.repository.items import Item, display_path
 from vger.repository.repository import Repository
 from vger.repository.snapshot import Snapshot
+from vger.restore.reads import Blob, Run, plan_runs
 from vger.restore.safety import SafeTree, checked_relpath
 
 OVERWRITE_MODES = ("never", "if-changed", "always")
+# Files below this size are written in batches of up to BATCH_FILES files or
+# BATCH_BYTES bytes; bigger files are a batch of their own.
+BATCH_FILES = 128
+BATCH_BYTES = 16 * 1024 * 1024
 
 
 class Progress(Protocol):
@@ -106,6 +115,9 @@ class Restorer:
         self.restore_owner = os.geteuid() == 0 if restore_owner is None else restore_owner
         self.xattrs = xattrs
         self._abort = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
+        self._batch: list[_FileJob] = []
+        self._batch_bytes = 0
 
     def run(self, snap: Snapshot) -> RestoreResult:
         result = RestoreResult()
@@ -124,8 +136,11 @@ class Restorer:
         # With --include: directories that did not match, kept to give their
         # metadata to the ones that were created as parents of included files.
         parents_only: dict[bytes, Item] = {}
-        max_pending = self.threads * 8
+        # Each pending file holds an open descriptor: bounded well below ulimit -n.
+        max_pending = self.threads * 8 + 2 * BATCH_FILES
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-restore")
+        self._pool = pool
+        self._batch, self._batch_bytes = [], 0
         # Set when the walk stops early (a broken item stream, ^C): queued and
         # running file writes then remove their files instead of leaving them
         # empty or partial.
@@ -171,6 +186,7 @@ class Restorer:
                         result.bytes += int(item.get("size", 0))
                     continue
                 if item["type"] == "hardlink" and item["target"] in writing:
+                    self._send_batch()
                     wait([writing[item["target"]]])
                 future = self._attempt(tree, rel, item, dirs, result, pool)
                 if future is not None:
@@ -186,6 +202,7 @@ class Restorer:
         finally:
             if not completed:
                 self._abort.set()
+            self._send_batch()  # after an abort the batch's files are removed, not left empty
             pool.shutdown(wait=True)
         dirs.extend((rel, item) for rel, item in parents_only.items() if tree.is_known_dir(rel))
         # Directories last, deepest first: writing into a directory changes its mtime.
@@ -266,6 +283,8 @@ class Restorer:
         rel, future = done
         if writing.get(rel) is future:
             del writing[rel]
+        if not future.done():
+            self._send_batch()  # it may still sit in the batch being filled
         try:
             written = future.result()
         except _FileFailed as exc:
@@ -328,7 +347,7 @@ class Restorer:
             return None
         if kind == "file":
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            return pool.submit(self._write_file, fd, target, rel, item)
+            return self._queue(_FileJob(fd, target, rel, item, os.fstat(fd).st_ino))
         if kind == "symlink":
             link = item.get("target")
             if not isinstance(link, bytes):
@@ -355,50 +374,163 @@ class Restorer:
         self._apply_metadata(target, item)
         return None
 
-    def _write_file(self, fd: int, target: bytes, rel: bytes, item: Item) -> int:
-        written = 0
-        ino = os.fstat(fd).st_ino
+    # -- file contents (worker threads) ----------------------------------------
+    def _queue(self, job: _FileJob) -> Future[int]:
+        size = int(job.item.get("size", 0))
+        if size >= BATCH_BYTES:
+            self._submit([job])
+            return job.future
+        self._batch.append(job)
+        self._batch_bytes += size
+        if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+            self._send_batch()
+        return job.future
+
+    def _send_batch(self) -> None:
+        if self._batch:
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            self._submit(batch)
+
+    def _submit(self, jobs: list[_FileJob]) -> None:
+        assert self._pool is not None
         try:
+            self._pool.submit(self._write_files, jobs)
+        except RuntimeError as exc:  # the pool is shutting down
+            for job in jobs:
+                job.fail(RestoreError(f"restore stopped before this file was complete ({exc})"))
+                self._finish_job(job)
+
+    def _write_files(self, jobs: list[_FileJob]) -> None:
+        """Fill a batch of files: plan the chunk reads by pack, read, decode, pwrite."""
+        try:
+            blobs: dict[bytes, Blob] = {}
+            for number, job in enumerate(jobs):
+                self._plan_file(number, job, blobs)
+            for run in plan_runs(blobs.values()):
+                if all(jobs[n].error is not None for blob in run.blobs for n, _o, _s in blob.targets):
+                    continue
+                if self._abort.is_set():
+                    for job in jobs:
+                        job.fail(RestoreError("restore stopped before this file was complete"))
+                    break
+                self._write_run(run, jobs)
+        except BaseException as exc:  # never leave a future unresolved: the walk waits on it
+            for job in jobs:
+                job.fail(
+                    exc if isinstance(exc, VgerError | OSError) else VgerError(f"internal error: {exc!r}")
+                )
+            raise
+        finally:
+            for job in jobs:
+                self._finish_job(job)
+
+    def _plan_file(self, number: int, job: _FileJob, blobs: dict[bytes, Blob]) -> None:
+        try:
+            size = int(job.item.get("size", 0))
+            if size:
+                os.ftruncate(job.fd, size)  # allocate once; writes then fill in place
+            offset = 0
+            for chunk_id, plain_size in job.item.get("chunks") or []:
+                cid = bytes(chunk_id)
+                blob = blobs.get(cid)
+                if blob is None:
+                    entry = self.repo.index.get(cid)
+                    if entry is None:
+                        raise IntegrityError(
+                            f"chunk {cid.hex()[:16]} is not in the index (repository damaged?)"
+                        )
+                    blob = blobs[cid] = Blob(cid, entry)
+                blob.targets.append((number, offset, int(plain_size)))
+                offset += int(plain_size)
+            if offset != size:
+                raise IntegrityError(f"the chunks add up to {offset} bytes but the snapshot recorded {size}")
+        except (VgerError, OSError) as exc:
+            job.fail(exc)
+
+    def _write_run(self, run: Run, jobs: list[_FileJob]) -> None:
+        first = run.blobs[0].chunk_id.hex()[:16]
+        try:
+            data = self.repo.backend.get_range(fmt.pack_key(run.pack_id), run.start, run.end - run.start)
+        except ObjectNotFound:
+            error: VgerError = IntegrityError(
+                f"pack {run.pack_id.hex()[:16]} holding chunk {first} is missing"
+            )
+        except StorageError as exc:
+            error = IntegrityError(f"cannot read pack {run.pack_id.hex()[:16]}: {exc}")
+        else:
+            view = memoryview(data)
+            for blob in run.blobs:
+                self._write_blob(blob, view[blob.entry.offset - run.start :][: blob.entry.length], jobs)
+            return
+        for blob in run.blobs:
+            for n, _offset, _size in blob.targets:
+                jobs[n].fail(error)
+
+    def _write_blob(self, blob: Blob, envelope: memoryview, jobs: list[_FileJob]) -> None:
+        if all(jobs[n].error is not None for n, _o, _s in blob.targets):
+            return
+        try:
+            data = self.repo.decode_blob(blob.chunk_id, envelope, blob.entry)
+        except VgerError as exc:
+            for n, _offset, _size in blob.targets:
+                jobs[n].fail(exc)
+            return
+        for n, offset, plain_size in blob.targets:
+            job = jobs[n]
+            if job.error is not None:
+                continue
+            if len(data) != plain_size:
+                job.fail(IntegrityError(f"chunk {blob.chunk_id.hex()[:16]} has the wrong size"))
+                continue
+            view = memoryview(data)
+            position = offset
             try:
-                chunks = item.get("chunks") or []
-                size = int(item.get("size", 0))
-                if size:
-                    os.ftruncate(fd, size)  # allocate once; writes then fill in place
-                for chunk_id, plain_size in chunks:
-                    if self._abort.is_set():
-                        raise RestoreError("restore stopped before this file was complete")
-                    data = self.repo.read_blob(bytes(chunk_id))
-                    if len(data) != plain_size:
-                        raise IntegrityError(f"chunk {bytes(chunk_id).hex()[:16]} has the wrong size")
-                    view = memoryview(data)
-                    while view:
-                        n = os.pwrite(fd, view, written)
-                        written += n
-                        view = view[n:]
-                    if self.progress:
-                        self.progress.bytes_read(len(data))
-                if written != size:
-                    raise IntegrityError(f"restored {written} bytes but the snapshot recorded {size}")
+                while view:
+                    written = os.pwrite(job.fd, view, position)
+                    position += written
+                    view = view[written:]
+            except OSError as exc:
+                job.fail(exc)
+                continue
+            job.written += len(data)
+            if self.progress:
+                self.progress.bytes_read(len(data))
+
+    def _finish_job(self, job: _FileJob) -> None:
+        """Close one file: metadata and success, or remove it and report why."""
+        if job.future.done():
+            return
+        size = int(job.item.get("size", 0))
+        if job.error is None and job.written != size:
+            job.fail(IntegrityError(f"restored {job.written} bytes but the snapshot recorded {size}"))
+        try:
+            if job.error is None:
                 # Through the descriptor, not the path: meanwhile a later item of a
                 # hostile snapshot may have put a symlink at this path (--overwrite).
-                self._apply_metadata(fd, item)
-            finally:
-                os.close(fd)
-        except (VgerError, OSError) as exc:
-            # Never leave a file that looks restored but holds wrong or partial data
-            # (and never remove what another item put at this path since).
+                self._apply_metadata(job.fd, job.item)
+        except OSError as exc:
+            job.fail(exc)
+        finally:
             try:
-                if os.lstat(target).st_ino == ino:
-                    os.unlink(target)
+                os.close(job.fd)
             except OSError:
                 pass
-            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise _FileFailed(display_path(rel), message) from exc
-        if self.progress:
-            self.progress.file_done(target, written)
-        return written
+        if job.error is None:
+            if self.progress:
+                self.progress.file_done(job.target, job.written)
+            job.future.set_result(job.written)
+            return
+        # Never leave a file that looks restored but holds wrong or partial data
+        # (and never remove what another item put at this path since).
+        try:
+            if os.lstat(job.target).st_ino == job.ino:
+                os.unlink(job.target)
+        except OSError:
+            pass
+        error = job.error
+        message = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        job.future.set_exception(_FileFailed(display_path(job.rel), message))
 
-    # -- metadata -----------------------------------------------------------------
     def _apply_metadata(self, target: bytes | int, item: Item) -> None:
         """Owner, xattrs, mode and times of ``target`` (a path, never followed, or an open fd)."""
         kind = item["type"]
@@ -499,3 +631,21 @@ class _FileFailed(Exception):
         super().__init__(f"{path}: {message}")
         self.path = path
         self.message = message
+
+
+@dataclass
+class _FileJob:
+    """One regular file being restored: its open descriptor and what went wrong, if anything."""
+
+    fd: int
+    target: bytes
+    rel: bytes
+    item: Item
+    ino: int
+    written: int = 0
+    error: BaseException | None = None
+    future: Future[int] = field(default_factory=Future)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
