@@ -181,7 +181,9 @@ class DumpStream(Protocol):
     """
 
     name: str
-    metadata: Mapping[str, Any]
+
+    @property
+    def metadata(self) -> Mapping[str, Any]: ...
 
     def open(self) -> IO[bytes]: ...
 

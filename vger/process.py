@@ -135,15 +135,27 @@ class ProcessStream:
         self._timer: threading.Timer | None = None
         self._timed_out = threading.Event()
 
+    def command(self) -> tuple[Sequence[str] | str, tuple[int, ...]]:
+        """The argv to run and descriptors to pass on; override to hand a secret over a pipe."""
+        return self.argv, ()
+
+    def spawned(self) -> None:
+        """Called once the tool runs (or failed to start): close what ``command`` opened."""
+
     def open(self) -> IO[bytes]:
-        proc = _spawn(
-            self.argv,
-            shell=self.shell,
-            env=self.env,
-            what=self.what,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-        )
+        argv, fds = self.command()
+        try:
+            proc = _spawn(
+                argv,
+                shell=self.shell,
+                env=self.env,
+                what=self.what,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                pass_fds=fds,
+            )
+        finally:
+            self.spawned()
         self._proc = proc
         assert proc.stdout is not None and proc.stderr is not None
         self._stderr = _StderrTail(proc.stderr, self.what)
@@ -214,15 +226,27 @@ class ProcessRestore:
     def describe(self) -> str:
         return shown_command(self.argv)
 
+    def command(self) -> tuple[Sequence[str] | str, tuple[int, ...]]:
+        """The argv to run and descriptors to pass on; override to hand a secret over a pipe."""
+        return self.argv, ()
+
+    def spawned(self) -> None:
+        """Called once the tool runs (or failed to start): close what ``command`` opened."""
+
     def run(self, data: IO[bytes]) -> None:
-        proc = _spawn(
-            self.argv,
-            shell=self.shell,
-            env=self.env,
-            what=self.what,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
+        argv, fds = self.command()
+        try:
+            proc = _spawn(
+                argv,
+                shell=self.shell,
+                env=self.env,
+                what=self.what,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                pass_fds=fds,
+            )
+        finally:
+            self.spawned()
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         stderr = _StderrTail(proc.stderr, self.what)
         stdout = threading.Thread(target=self._log_stdout, args=(proc.stdout,), daemon=True)

@@ -21,7 +21,7 @@ contract
 suite
     One abstract class per component kind (:class:`CompressorContract`,
     :class:`CipherContract`, :class:`ChunkerContract`,
-    :class:`StorageBackendContract`). Its name does not start with ``Test``, so
+    :class:`StorageBackendContract`, :class:`DumpSourceContract`). Its name does not start with ``Test``, so
     pytest only collects your subclass of it.
 override
     What a subclass provides: a class attribute (``compressor_class = ...``) or a
@@ -38,6 +38,13 @@ The suites import nothing from vger beyond :mod:`vger.errors` and
 from vger.testing.chunker import ChunkerContract
 from vger.testing.cipher import CipherContract
 from vger.testing.compressor import CompressorContract
+from vger.testing.dump import DumpSourceContract
 from vger.testing.storage import StorageBackendContract
 
-__all__ = ["ChunkerContract", "CipherContract", "CompressorContract", "StorageBackendContract"]
+__all__ = [
+    "ChunkerContract",
+    "CipherContract",
+    "CompressorContract",
+    "DumpSourceContract",
+    "StorageBackendContract",
+]
