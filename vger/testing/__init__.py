@@ -21,7 +21,8 @@ contract
 suite
     One abstract class per component kind (:class:`CompressorContract`,
     :class:`CipherContract`, :class:`ChunkerContract`,
-    :class:`StorageBackendContract`, :class:`DumpSourceContract`). Its name does not start with ``Test``, so
+    :class:`StorageBackendContract`, :class:`DumpSourceContract`,
+    :class:`MonitorContract`). Its name does not start with ``Test``, so
     pytest only collects your subclass of it.
 override
     What a subclass provides: a class attribute (``compressor_class = ...``) or a
@@ -39,6 +40,7 @@ from vger.testing.chunker import ChunkerContract
 from vger.testing.cipher import CipherContract
 from vger.testing.compressor import CompressorContract
 from vger.testing.dump import DumpSourceContract
+from vger.testing.monitor import MonitorContract
 from vger.testing.storage import StorageBackendContract
 
 __all__ = [
@@ -46,5 +48,6 @@ __all__ = [
     "CipherContract",
     "CompressorContract",
     "DumpSourceContract",
+    "MonitorContract",
     "StorageBackendContract",
 ]
