@@ -38,6 +38,10 @@ BUILTIN_COMPONENTS = {
     ("storage", "file"),
     ("storage", "s3"),
     ("storage", "sftp"),
+    ("monitor", "healthchecks"),
+    ("monitor", "ntfy"),
+    ("monitor", "uptime_kuma"),
+    ("monitor", "webhook"),
 }
 
 
