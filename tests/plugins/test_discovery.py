@@ -42,6 +42,12 @@ BUILTIN_COMPONENTS = {
     ("monitor", "ntfy"),
     ("monitor", "uptime_kuma"),
     ("monitor", "webhook"),
+    ("dump", "command"),
+    ("dump", "postgresql"),
+    ("dump", "mariadb"),
+    ("dump", "mysql"),
+    ("dump", "sqlite"),
+    ("dump", "mongodb"),
 }
 
 
