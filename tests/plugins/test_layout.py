@@ -40,7 +40,7 @@ def test_every_builtin_plugin_folder_is_here() -> None:
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda path: path.name)
 def test_folder_is_registered_under_its_own_name(folder: Path) -> None:
     kind, name = folder.name.split("-", 1)
-    module = f"vger_{kind}_{name}"
+    module = f"vger_{kind}_{name.replace('-', '_')}"  # monitor-uptime-kuma -> vger_monitor_uptime_kuma
     config = pyproject()
     assert config["project"]["entry-points"]["vger"][folder.name] == module
     assert f"plugins/{folder.name}" in config["tool"]["setuptools"]["packages"]["find"]["where"]
@@ -60,7 +60,7 @@ def test_folder_runs_a_contract_suite(folder: Path) -> None:
     if kind in WITHOUT_CONTRACT:
         assert any((folder / "tests").glob("test_*.py")), f"{folder.name} has no tests"
         return
-    test_file = folder / "tests" / f"test_contract_{kind}_{name}.py"
+    test_file = folder / "tests" / f"test_contract_{kind}_{name.replace('-', '_')}.py"
     tree = ast.parse(test_file.read_text(encoding="utf-8"))
     bases = {
         base.id
