@@ -37,6 +37,7 @@ from vger.repository.items import ITEMS_AVG, ITEMS_MAX, ITEMS_MIN, Item, ItemStr
 from vger.repository.repository import Repository
 from vger.repository.snapshot import Snapshot, SnapshotStats
 from vger.repository.writer import BlobWriter
+from vger.storage import pack_uploads
 
 
 class Progress(Protocol):
@@ -233,7 +234,9 @@ class Archiver:
             self._dry_run(result, cache, index)
             result.duration = time.time() - start
             return result
-        writer = BlobWriter(self.repo, self.compressor, self.pack_size, upload_threads=1)
+        # Remote backends hide request latency behind parallel uploads; a local disk keeps up with one.
+        uploads = pack_uploads(self.repo.backend, self.pack_size)
+        writer = BlobWriter(self.repo, self.compressor, self.pack_size, upload_threads=uploads)
         self._writer = writer
 
         def store_meta(piece: memoryview) -> bytes:

@@ -133,7 +133,7 @@ class App:
 
     # -- repositories --------------------------------------------------------------
     def backend(self, repo: RepositoryConfig) -> Any:
-        return open_backend(repo.url, repo.options, self.registry)
+        return open_backend(repo.url, repo.options, self.registry, repo.limits)
 
     def passphrase(self, repo: RepositoryConfig, confirm: bool = False) -> Any:
         enc = repo.encryption
