@@ -22,7 +22,13 @@ import pytest
 
 from vger import hookspecs
 from vger.pluginmanager import REGISTRATION_HOOKS, PluginSource, load_plugins
-from vger.testing import ChunkerContract, CipherContract, CompressorContract, StorageBackendContract
+from vger.testing import (
+    ChunkerContract,
+    CipherContract,
+    CompressorContract,
+    DumpSourceContract,
+    StorageBackendContract,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs" / "plugins.md"
@@ -111,7 +117,7 @@ def test_component_attributes_are_documented(attribute: str) -> None:
 
 @pytest.mark.parametrize(
     "suite",
-    [CompressorContract, CipherContract, ChunkerContract, StorageBackendContract],
+    [CompressorContract, CipherContract, ChunkerContract, StorageBackendContract, DumpSourceContract],
     ids=lambda s: s.__name__,
 )
 def test_every_contract_override_is_documented(suite: type) -> None:

@@ -90,13 +90,13 @@ class DumpSourceContract:
         raise NotImplementedError(f"{type(self).__name__}: implement `check_restored`")
 
     # -- helpers -------------------------------------------------------------
-    def cls(self) -> type[Any]:
+    def _component_class(self) -> type[Any]:
         if self.dump_class is None:
             raise TypeError(f"{type(self).__name__}: set `dump_class`")
         return self.dump_class
 
     def build(self, options: Mapping[str, Any]) -> Any:
-        return self.cls()({"type": self.cls().name, **dict(options)})
+        return self._component_class()({"type": self._component_class().name, **dict(options)})
 
     # -- identity ------------------------------------------------------------
     def test_satisfies_the_protocol(self, dump_options: Mapping[str, Any]) -> None:
@@ -109,7 +109,7 @@ class DumpSourceContract:
     ) -> None:
         import jsonschema
 
-        schema = self.cls().options_schema
+        schema = self._component_class().options_schema
         check_options_schema(schema)
         options = {k: v for k, v in dump_options.items() if k != "type"}
         errors = list(jsonschema.Draft202012Validator(dict(schema)).iter_errors(options))
@@ -118,7 +118,7 @@ class DumpSourceContract:
     def test_builds_from_the_type_alone(self) -> None:
         # restore-dump builds the class with {"type": name} when the config no
         # longer has an entry for it: the constructor must not require options.
-        self.cls()({"type": self.cls().name})
+        self._component_class()({"type": self._component_class().name})
 
     # -- dumping -------------------------------------------------------------
     def test_dumps_have_clean_unique_names_and_json_records(self, dump_options: Mapping[str, Any]) -> None:
