@@ -103,6 +103,8 @@ class StorageBackend(Protocol):
 
     Keys are relative, ``/``-separated, made of ``[a-z0-9._-]`` segments
     (``packs/ab/ab12...``). Rules:
+    - Keys (and ``list`` prefixes) outside that grammar MUST be refused with a
+      :class:`vger.errors.StorageError`: :func:`vger.storage.keys.check_key` does it.
     - ``put`` MUST be atomic: a reader sees the whole object or nothing, even if
       the writer dies half-way. Durable when ``put`` returns (fsync on local disk).
     - ``get``/``get_range``/``size``/``delete`` on a missing key MUST raise
@@ -110,8 +112,22 @@ class StorageBackend(Protocol):
     - ``get_range(key, offset, length)`` MUST return exactly ``length`` bytes or raise.
     - ``list(prefix)`` yields every key under ``prefix`` (recursively), in any order.
     - Failures MUST be mapped onto :class:`vger.errors.TransientStorageError` (retry
-      may help) or :class:`vger.errors.PermanentStorageError`.
+      may help) or :class:`vger.errors.PermanentStorageError`, with a one-line
+      message naming the location: :func:`vger.storage.errors.storage_errors` maps
+      ``OSError`` and friends.
     - MUST be safe to use from several threads.
+
+    A backend does not retry, rate-limit or cap its connections itself: the core
+    wraps every backend in those layers (:mod:`vger.storage.wrappers`). Two
+    optional class attributes steer them:
+
+    ``is_local: ClassVar[bool]`` (default ``False``)
+        ``True`` when the data lives on this machine's disks: ``limits.io.*``
+        then applies instead of ``limits.network.*``, and a backup uploads one
+        pack at a time instead of four.
+    ``connections: ClassVar[int]`` (default 5; 0 = no cap)
+        At most this many calls inside the backend at once. A ``connections``
+        option in the repository entry wins, if the backend's schema declares it.
 
     Optional: ``put_parts(key, parts: Sequence[Buffer])``, the same contract as
     ``put`` for an object given as consecutive buffers. The pack writer uses it
