@@ -27,6 +27,7 @@ from vger.testing import (
     CipherContract,
     CompressorContract,
     DumpSourceContract,
+    MonitorContract,
     StorageBackendContract,
 )
 
@@ -117,7 +118,14 @@ def test_component_attributes_are_documented(attribute: str) -> None:
 
 @pytest.mark.parametrize(
     "suite",
-    [CompressorContract, CipherContract, ChunkerContract, StorageBackendContract, DumpSourceContract],
+    [
+        CompressorContract,
+        CipherContract,
+        ChunkerContract,
+        StorageBackendContract,
+        DumpSourceContract,
+        MonitorContract,
+    ],
     ids=lambda s: s.__name__,
 )
 def test_every_contract_override_is_documented(suite: type) -> None:
