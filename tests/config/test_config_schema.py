@@ -87,7 +87,7 @@ def test_third_party_plugins_contribute_their_options(
     load: Load, problems: Problems, make_registry: Callable[..., Registry]
 ) -> None:
     monitor = component(
-        "healthchecks",
+        "thirdping",
         {
             "type": "object",
             "required": ["url"],
@@ -122,13 +122,16 @@ def test_third_party_plugins_contribute_their_options(
     text = (
         "repositories: [{url: /r}, {url: 'gs://b/p', bucket_region: x}]\n"
         "sources: [{path: /s, dumps: [{type: thirdsql, path: /db.sqlite}]}]\n"
-        "monitoring: [{type: healthchecks, url: 'https://hc/x'}]\n"
+        "monitoring: [{type: thirdping, url: 'https://hc/x'}]\n"
     )
     config = load(text, reg=registry)
     assert dict(config.monitoring[0]) == {
-        "type": "healthchecks",
+        "type": "thirdping",
         "url": "https://hc/x",
         "states": ("start", "finish", "fail"),
+        # the core options every monitoring entry takes, with their defaults
+        "commands": ("backup", "prune", "compact", "check", "cycle"),
+        "timeout": 10,
     }
     assert config.sources[0].dumps[0]["path"] == "/db.sqlite"
     assert config.repositories[1].options == {"bucket_region": "x"}

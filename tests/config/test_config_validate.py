@@ -337,10 +337,11 @@ def test_command_dumps(load: Load, problems: Problems) -> None:
 
 
 def test_dumps_and_monitoring_without_plugins_name_the_type(problems: Problems, registry: Any) -> None:
-    assert "nosuchdb" not in registry.names("dump") and not registry.of_kind("monitor")
-    path, message = only(problems(MINIMAL + "monitoring: [{type: healthchecks, url: x}]\n"))
+    assert "nosuchdb" not in registry.names("dump") and "nosuchping" not in registry.names("monitor")
+    path, message = only(problems(MINIMAL + "monitoring: [{type: nosuchping, url: x}]\n"))
     assert path == "monitoring[0].type"
-    assert "no monitor plugin named 'healthchecks' is installed" in message
+    assert "no monitor plugin named 'nosuchping' is installed" in message
+    assert "healthchecks" in message  # what is installed
     error = problems("repositories: [{url: /r}]\nsources: [{path: /s, dumps: [{type: nosuchdb}]}]\n")
     path, message = only(error)
     assert path == "sources[0].dumps[0].type"
