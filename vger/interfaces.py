@@ -259,8 +259,20 @@ class DumpSource(Protocol):
 class Monitor(Protocol):
     """A monitoring service pinged at start, success and failure.
 
-    ``ping`` MUST NOT raise for network problems it can foresee; the core also
-    isolates it, so a monitor can never change a backup's outcome.
+    The core (:mod:`vger.monitoring`) decides when to ping and builds the
+    payload; the monitor only knows how to reach its service. Rules:
+
+    - ``__init__(options)`` gets the whole ``monitoring`` entry (``type``,
+      ``states``, ``commands``, ``timeout`` and the plugin's own options) and
+      MUST NOT touch the network: monitors are built for every command.
+    - ``ping(state, payload)``: ``state`` is ``start``, ``finish`` or ``fail``;
+      ``payload`` holds ``command``, ``run_id``, ``hostname``,
+      ``repositories``, ``snapshots``, size totals, ``duration``, ``error``,
+      ``summary`` and ``log_tail`` (docs/monitoring.md). It MUST NOT raise for
+      network problems and MUST give up after ``options["timeout"]`` seconds;
+      :func:`vger.monitoring.http_send` does both. The core also runs each
+      ping in a thread with a deadline and logs what it raises, so a monitor
+      can never change a run's outcome.
     """
 
     name: ClassVar[str]
