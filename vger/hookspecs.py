@@ -93,7 +93,9 @@ def vger_register_dump_sources() -> list[type[Any]]:
 def vger_register_monitors() -> list[type[Any]]:
     """Return monitor classes (see :class:`vger.interfaces.Monitor`).
 
-    Selected by ``monitoring[].type``.
+    Selected by ``monitoring[].type``. The core (:mod:`vger.monitoring`) pings
+    them at the start, success and failure of ``backup``, ``prune``,
+    ``compact``, ``check`` and the no-command cycle.
     """
     raise AssertionError("hook specification")
 
@@ -125,9 +127,13 @@ def vger_configure(config: Any) -> None:
 def vger_before(ctx: CommandContext) -> None:
     """Called before a command (and before each repository / source step).
 
-    ``ctx`` says which command, repository and source. Raising
-    :class:`vger.errors.VgerError` aborts the step; ``vger_failed`` and
-    ``vger_finally`` still run.
+    ``ctx`` says which command, repository and source. Steps nest -- the
+    command, then one step per repository, then (``vger backup``) one per
+    source; ``vger`` without a command is a ``cycle`` step around the commands
+    it runs -- and ``ctx.level`` / ``ctx.parent`` tell where this one is.
+    Raising :class:`vger.errors.VgerError` aborts the step; ``vger_failed`` and
+    ``vger_finally`` still run. The order of shell hooks that follows from the
+    nesting is documented in docs/hooks.md.
     """
 
 
