@@ -80,6 +80,7 @@ class FsspecBackend:
         self.options = dict(options)
         self.root = self.root_path().rstrip("/")
         self._fs: Any = None
+        self._unchecked: Any = None
         self._lock = threading.Lock()
         self._made_dirs: set[str] = set()
 
@@ -121,11 +122,14 @@ class FsspecBackend:
         with self._lock:
             if self._fs is None:
                 try:
-                    fs = self.open_filesystem()
-                    self.check_filesystem(fs)
+                    # Built once, even when the check fails: a retry after a
+                    # network error reuses it instead of starting a new session.
+                    if self._unchecked is None:
+                        self._unchecked = self.open_filesystem()
+                    self.check_filesystem(self._unchecked)
                 except Exception as exc:
                     raise self.error(exc, "") from exc
-                self._fs = fs
+                self._fs, self._unchecked = self._unchecked, None
             return self._fs
 
     def error(self, exc: BaseException, key: str) -> VgerError:
@@ -134,7 +138,7 @@ class FsspecBackend:
             return exc
         if self.is_connection_lost(exc):
             # The next call reconnects; the core's retry wrapper makes that call.
-            self._fs = None
+            self._fs = self._unchecked = None
             self._made_dirs.clear()
         specific = self.map_error(exc, key)
         if specific is not None:
@@ -389,7 +393,8 @@ class FsspecBackend:
         return freed
 
     def close(self) -> None:
-        fs, self._fs = self._fs, None
+        fs, self._fs = self._fs or self._unchecked, None
+        self._unchecked = None
         if fs is not None:
             try:
                 self.close_filesystem(fs)

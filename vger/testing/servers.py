@@ -72,6 +72,27 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, what:
     raise RuntimeError(f"{what} did not listen on port {port} within {START_TIMEOUT:.0f} s: {_tail(log)}")
 
 
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            found.append(child)
+            pending.append(child)
+    return found
+
+
 def _tail(log: Path) -> str:
     try:
         return " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:])
@@ -116,14 +137,22 @@ class _Server:
 
     def kill(self) -> None:
         """SIGKILL: what a crashed server or a pulled cable looks like to the client."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
+        if self.process is not None:
+            self._signal_group(signal.SIGKILL)
             self.process.wait(timeout=30)
 
+    def _signal_group(self, signum: int) -> None:
+        """Signal the server and every process it forked (sshd's per-connection
+        processes call setsid, so a process-group signal would miss them)."""
+        assert self.process is not None
+        for pid in [*_descendants(self.process.pid), self.process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.terminate()
+        self._signal_group(signal.SIGTERM)
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
@@ -262,10 +291,17 @@ class SeaweedS3Server(_Server):
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
             "-webdav=false",
+            # Not the default /tmp/seaweedfs-*-<port>.sock, which a kill would leave behind.
+            f"-filer.localSocket={self.folder / 'filer.sock'}",
+            f"-s3.localSocket={self.folder / 's3.sock'}",
             "-admin.ui=false",
             f"-admin.port={admin}",
             f"-admin.port.grpc={admin_grpc}",
         ]
+
+    def stop(self) -> None:
+        # Its data is thrown away, and a graceful stop takes seconds.
+        self.kill()
 
     def wait_ready(self) -> None:
         """Ready when a signed listing of the bucket succeeds (the gateway starts before the filer is)."""

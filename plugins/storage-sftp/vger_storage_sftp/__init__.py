@@ -151,7 +151,10 @@ class SftpBackend(FsspecBackend):
         server = f"{self.host}:{self.port}"
         for cause in _chain(exc):
             kind = type(cause).__name__
-            reason = " ".join(str(getattr(cause, "reason", "") or cause).split()) or kind
+            if isinstance(cause, OSError) and cause.errno and kind != "gaierror":
+                reason = os.strerror(cause.errno)  # not asyncio's "Connect call failed ('host', port)"
+            else:
+                reason = " ".join(str(getattr(cause, "reason", "") or cause).split()) or kind
             if kind == "HostKeyNotVerifiable":
                 return PermanentStorageError(
                     f"{self.location}: the host key of {server} is not in {self._known_hosts()}; "
