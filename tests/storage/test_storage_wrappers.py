@@ -243,7 +243,9 @@ def test_third_party_backends_get_every_wrapper(tmp_path: Path) -> None:
             return [Flaky]
 
     registry = load_plugins(
-        extra_plugins=[(PluginSource(plugin="storage-flaky", distribution="vger-storage-flaky", version="1.0"), Plugin())]
+        extra_plugins=[
+            (PluginSource(plugin="storage-flaky", distribution="vger-storage-flaky", version="1.0"), Plugin())
+        ]
     )
     limits = LimitsConfig(io_write_mib_per_sec=1, net_read_mib_per_sec=50, net_write_mib_per_sec=40)
     backend: Any = open_backend(f"flaky://{tmp_path / 'repo'}", {}, registry, limits)
