@@ -364,6 +364,25 @@ def test_writes_are_paced_smoothly(tmp_path: Path) -> None:
         assert sent <= burst + (at - started) * 16 * MiB * 1.05, "bytes arrived ahead of the rate"
 
 
+def test_parts_read_twice_are_paid_for_once(tmp_path: Path) -> None:
+    """A backend that sums the lengths before writing must not halve the rate."""
+    clock = FakeClock()
+    bucket = TokenBucket(8 * MiB, clock=clock, sleep=clock.sleep)
+
+    class TwoPass(FileBackend):
+        def put_parts(self, key: str, parts: Sequence[Buffer]) -> None:
+            assert sum(len(p) for p in parts) == 4 * MiB
+            super().put_parts(key, parts)
+
+    inner = TwoPass(str(tmp_path / "repo"), {})
+    inner.create()
+    backend = RateLimitedBackend(inner, read=None, write=bucket)
+    backend.put_parts("packs/00/p", [b"a" * MiB, b"b" * (3 * MiB)])
+    assert inner.get("packs/00/p") == b"a" * MiB + b"b" * (3 * MiB)
+    # (4 MiB - one 0.8 MiB burst) at 8 MiB/s, once
+    assert clock.now - 100.0 == pytest.approx(0.4)
+
+
 def test_reads_are_limited(tmp_path: Path) -> None:
     backend = wrap_backend(FileBackend(str(tmp_path / "repo"), {}), LimitsConfig(io_read_mib_per_sec=20))
     backend.create()
