@@ -27,6 +27,8 @@ def _used(config: Config | None) -> set[tuple[str, str]]:
     for source in config.sources:
         for dump in source.dumps:
             used.add(("dump", str(dump.get("type"))))
+        if source.command_dumps:
+            used.add(("dump", "command"))
     for monitor in config.monitoring:
         used.add(("monitor", str(monitor.get("type"))))
     return used
