@@ -137,8 +137,27 @@ def test_postgresql_backup_drop_restore(vger: Vger, pg_database: str) -> None:
         "port": 5432,
     }
     psql(f"DROP DATABASE {pg_database}")
-    dry = vger.run("restore-dump", "--snapshot", "latest", "--dry-run")
-    assert "pg_restore" in dry.stdout and pg_database not in pg_databases()
+    # The command line wins over the record; --dry-run only prints.
+    (step,) = json_out(
+        vger.run(
+            "restore-dump",
+            "--snapshot",
+            "latest",
+            "--dry-run",
+            "--port",
+            "5433",
+            "--username",
+            "someone",
+            "--json",
+        )
+    )["dumps"]
+    assert step["status"] == "planned" and step["name"] == f"postgresql/{pg_database}.dump"
+    assert "pg_restore" in step["command"] and "--port=5433 --username=someone" in step["command"]
+    assert pg_database not in pg_databases()
+    # A restore that fails says why and exits 1.
+    failed = vger.run("restore-dump", "--snapshot", "latest", "--port", "1", check=False)
+    assert failed.returncode == 1
+    assert "pg_restore exited with status 1" in failed.stderr and "port 1 failed" in failed.stderr
     vger.run("restore-dump", "--snapshot", "latest")
     assert pg_contents(pg_database) == expected
 
