@@ -346,8 +346,9 @@ class Restorer:
             dirs.append((rel, item))
             return None
         if kind == "file":
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            return self._queue(_FileJob(fd, target, rel, item, os.fstat(fd).st_ino))
+            # Created by the worker that fills it: creating 20,000 files costs the
+            # kernel more than writing them, and the walk must not wait for that.
+            return self._queue(_FileJob(target, rel, item))
         if kind == "symlink":
             link = item.get("target")
             if not isinstance(link, bytes):
@@ -426,6 +427,10 @@ class Restorer:
 
     def _plan_file(self, number: int, job: _FileJob, blobs: dict[bytes, Blob]) -> None:
         try:
+            job.fd = os.open(
+                job.target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+            job.ino = os.fstat(job.fd).st_ino
             size = int(job.item.get("size", 0))
             if size:
                 os.ftruncate(job.fd, size)  # allocate once; writes then fill in place
@@ -511,10 +516,11 @@ class Restorer:
         except OSError as exc:
             job.fail(exc)
         finally:
-            try:
-                os.close(job.fd)
-            except OSError:
-                pass
+            if job.fd >= 0:
+                try:
+                    os.close(job.fd)
+                except OSError:
+                    pass
         if job.error is None:
             if self.progress:
                 self.progress.file_done(job.target, job.written)
@@ -637,11 +643,11 @@ class _FileFailed(Exception):
 class _FileJob:
     """One regular file being restored: its open descriptor and what went wrong, if anything."""
 
-    fd: int
     target: bytes
     rel: bytes
     item: Item
-    ino: int
+    fd: int = -1  # opened (created) by the worker
+    ino: int = -1
     written: int = 0
     error: BaseException | None = None
     future: Future[int] = field(default_factory=Future)
