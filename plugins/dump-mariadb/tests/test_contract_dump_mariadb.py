@@ -81,16 +81,21 @@ def drop(*names: str) -> None:
         sql(f"DROP DATABASE IF EXISTS {name}")
 
 
+@pytest.fixture(scope="class")
+def databases() -> Iterator[tuple[str, str, str]]:
+    """A database with rows and the name to restore into (the restore creates it), per test class."""
+    database = fresh_database()
+    yield database, database + "_r", contents(database)
+    drop(database, database + "_r")
+
+
 class TestMariadbDumpContract(DumpSourceContract):
     dump_class: Any = MariadbDump
 
     @pytest.fixture
-    def dump_options(self) -> Iterator[Mapping[str, Any]]:
-        self.database = fresh_database()
-        self.expected = contents(self.database)
-        self.target = self.database + "_r"  # the restore creates it
-        yield {"databases": [self.database], "host": HOST, "port": PORT, "username": USER}
-        drop(self.database, self.target)
+    def dump_options(self, databases: tuple[str, str, str]) -> Mapping[str, Any]:
+        self.database, self.target, self.expected = databases
+        return {"databases": [self.database], "host": HOST, "port": PORT, "username": USER}
 
     @pytest.fixture
     def failing_options(self) -> Mapping[str, Any]:

@@ -19,6 +19,7 @@ import pytest
 from vger_dump_postgresql import PostgresqlDump
 
 from vger.testing import DumpSourceContract
+from vger.testing.dump import read_stream
 
 HOST = os.environ.get("PGHOST", "127.0.0.1")
 PORT = int(os.environ.get("PGPORT", "5432"))
@@ -95,17 +96,25 @@ def drop(*names: str) -> None:
         psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture(scope="class")
+def databases() -> Iterator[tuple[str, str, str]]:
+    """One database with rows and an empty one to restore into, per test class (creating them is slow)."""
+    database = fresh_database()
+    target = database + "_r"
+    psql(f"CREATE DATABASE {target}")  # pg_restore into another database needs it to exist
+    yield database, target, contents(database)
+    drop(database, target)
+
+
 class TestPostgresqlDumpContract(DumpSourceContract):
     dump_class = PostgresqlDump
+    format = "custom"
 
     @pytest.fixture
-    def dump_options(self) -> Iterator[Mapping[str, Any]]:
-        self.database = fresh_database()
-        self.expected = contents(self.database)
-        self.target = self.database + "_r"
-        psql(f"CREATE DATABASE {self.target}")  # pg_restore into another database needs it to exist
-        yield {"databases": [self.database], "host": HOST, "port": PORT, "username": USER}
-        drop(self.database, self.target)
+    def dump_options(self, databases: tuple[str, str, str]) -> Mapping[str, Any]:
+        self.database, self.target, self.expected = databases
+        options = {"databases": [self.database], "host": HOST, "port": PORT, "username": USER}
+        return {**options, "format": self.format}
 
     @pytest.fixture
     def failing_options(self) -> Mapping[str, Any]:
@@ -120,14 +129,7 @@ class TestPostgresqlDumpContract(DumpSourceContract):
 
 
 class TestPlainFormatContract(TestPostgresqlDumpContract):
-    @pytest.fixture
-    def dump_options(self) -> Iterator[Mapping[str, Any]]:
-        self.database = fresh_database()
-        self.expected = contents(self.database)
-        self.target = self.database + "_r"
-        psql(f"CREATE DATABASE {self.target}")
-        yield {"databases": [self.database], "host": HOST, "port": PORT, "username": USER, "format": "plain"}
-        drop(self.database, self.target)
+    format = "plain"
 
     def check_restored(self, record: Mapping[str, Any], overrides: Mapping[str, Any], dumped: bytes) -> None:
         assert b"CREATE TABLE" in dumped
@@ -143,3 +145,20 @@ def test_the_password_goes_in_the_environment_never_in_argv() -> None:
     assert stream.env == {"PGCONNECT_TIMEOUT": "15", "PGPASSWORD": "s3cret!", "PGSSLMODE": "require"}  # type: ignore[attr-defined]
     restorer = source.restorer(dict(stream.metadata), {})
     assert restorer is not None and "s3cret!" not in restorer.describe()
+
+
+def test_a_database_name_that_looks_like_a_connection_string_is_only_a_name() -> None:
+    # libpq reads a dbname holding "=" as connection parameters; `all` dumps
+    # whatever names the server has, so a hostile name must not redirect us.
+    name = f"vgt_{uuid.uuid4().hex[:6]} host=nowhere.invalid o'k\\"
+    identifier = '"' + name.replace('"', '""') + '"'
+    conninfo = "dbname='" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    psql(f"CREATE DATABASE {identifier}")
+    try:
+        psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('kept');", database=conninfo)
+        source = PostgresqlDump(
+            {"type": "postgresql", "databases": [name], "host": HOST, "port": PORT, "username": USER}
+        )
+        assert b"kept" in read_stream(next(source.dumps()))
+    finally:
+        psql(f"DROP DATABASE IF EXISTS {identifier} WITH (FORCE)")

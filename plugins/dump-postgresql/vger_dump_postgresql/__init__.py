@@ -10,6 +10,7 @@ tablespaces as ``postgresql/globals.sql``. The password travels in
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,8 @@ _SSL_ENV = {
     "ssl_key": "PGSSLKEY",
     "ssl_root_cert": "PGSSLROOTCERT",
 }
+#: Names libpq can only read as a database name (no "=", no "postgresql://").
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.$-]*")
 _LIST_DATABASES = "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname"
 
 
@@ -148,7 +151,7 @@ class PostgresqlDump:
             "--no-align",
             "--tuples-only",
             *self._own_connection(),
-            f"--dbname={self._opt('maintenance_database')}",
+            _dbname(self._opt("maintenance_database")),
             f"--command={_LIST_DATABASES}",
         ]
         try:
@@ -193,7 +196,7 @@ class PostgresqlDump:
                 *(["--compress=0"] if fmt == "custom" else []),
                 *self._own_connection(),
                 *_words(self.options.get("options")),
-                f"--dbname={database}",
+                _dbname(database),
             ]
             yield ProcessStream(
                 f"postgresql/{_file_name(database)}.{EXTENSIONS[fmt]}",
@@ -215,26 +218,39 @@ class PostgresqlDump:
             # No ON_ERROR_STOP: roles that exist already ("role postgres already
             # exists") are reported in the log and left as they are.
             argv = [self._opt("psql_command"), "-X", "--no-password", "--quiet", *connection]
-            return ProcessRestore([*argv, *extra, f"--dbname={maintenance}"], env=self._env(), what="psql")
+            return ProcessRestore([*argv, *extra, _dbname(maintenance)], env=self._env(), what="psql")
         fmt = record.get("format", "custom")
         target = overrides.get("database", record.get("database"))
         if not target:
             raise VgerError(f"dump {record.get('name')!r} records no database; give --database")
         if fmt == "plain":
             argv = [self._opt("psql_command"), "-X", "--no-password", "--quiet", "--set=ON_ERROR_STOP=1"]
-            return ProcessRestore(
-                [*argv, *connection, *extra, f"--dbname={target}"], env=self._env(), what="psql"
-            )
+            return ProcessRestore([*argv, *connection, *extra, _dbname(target)], env=self._env(), what="psql")
         argv = [self._opt("pg_restore_command"), "--no-password", "--exit-on-error", "--clean", "--if-exists"]
         if "database" in overrides:
             # Into another database: it must exist (createdb NAME); objects are replaced.
-            argv.append(f"--dbname={target}")
+            argv.append(_dbname(target))
         else:
             # Into the original one: drop and recreate it, connected to another database.
             if maintenance == target:
                 maintenance = "template1"
-            argv += ["--create", f"--dbname={maintenance}"]
+            argv += ["--create", _dbname(maintenance)]
         return ProcessRestore([*argv, *connection, *extra], env=self._env(), what="pg_restore")
+
+
+def _dbname(database: Any) -> str:
+    """``--dbname`` that libpq cannot read as a connection string.
+
+    libpq takes a dbname holding ``=`` or starting with ``postgresql://`` as a
+    whole conninfo: a database named ``host=evil.example`` (``all`` lists
+    whatever names the server has) would send the next connection, password
+    included, elsewhere. Written as ``dbname='...'`` it is only ever a name.
+    """
+    name = str(database)
+    if _PLAIN_NAME.fullmatch(name):
+        return f"--dbname={name}"  # no "=", no "://": libpq takes it as a name (and it reads well)
+    quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+    return f"--dbname=dbname='{quoted}'"
 
 
 def _file_name(database: str) -> str:
