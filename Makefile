@@ -57,10 +57,14 @@ clean:
 # `make bench BENCH_ARGS="--size 200M --reps 1"`.
 .PHONY: bench bench-smoke
 BENCH_ARGS ?=
+# benchmarks.remote: the same corpus backed up to a local SeaweedFS (S3) and to
+# local disk; object count and throughput ratio (docs/benchmarks-remote.md).
+BENCH_REMOTE_ARGS ?=
 
 bench: setup
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+	$(PY) -m benchmarks.remote $(BENCH_REMOTE_ARGS)
 
 # The harness on a tiny corpus, so it cannot rot: writes into a temporary folder,
 # installs nothing, runs restic and borg only when they are installed.
