@@ -157,7 +157,8 @@ def test_a_failing_source_hook_skips_only_that_source(vger: Vger) -> None:
     setup(vger, doc, ("s1", "s2"))
     proc = vger.run("backup", check=False)
     assert proc.returncode == 1
-    aborted = "source s1: before hook failed (exit code 4), so this source was not backed up: exit 4"
+    aborted = "before hook failed (exit code 4), so this source was not backed up: exit 4"
+    assert f"vger: error: main: source s1: {aborted}" in proc.stderr.splitlines()
     assert read_log(vger) == [
         f"s1 failed: {aborted}",
         "s1 finally",

@@ -61,8 +61,6 @@ _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 #: systemd and an interactive login.
 SHELL = "/bin/sh"
 
-KINDS = ("before", "after", "failed", "finally")
-
 
 class HookFailed(VgerError):
     """A ``before`` hook exited non-zero (or could not start): the step is aborted."""
@@ -279,7 +277,8 @@ def run_hooks(ctx: Any, kind: str) -> None:
         if code == 0:
             continue
         if kind == "before":
-            raise HookFailed(f"{where} hook failed (exit code {code}), so {_aborted(ctx)}: {text}")
+            # Without the step's name: the CLI and the outer steps' {error} put it in front.
+            raise HookFailed(f"{key} hook failed (exit code {code}), so {_aborted(ctx)}: {text}")
         log.warning("%s hook failed (exit code %s): %s", where, code, text)
 
 
@@ -295,7 +294,7 @@ def _aborted(ctx: Any) -> str:
     if ctx.level == "source":
         return "this source was not backed up"
     if ctx.level == "repository":
-        return f"{ctx.command} skipped this repository"
+        return f"{ctx.command} skipped repository {ctx.repository}"
     return f"{ctx.command} did not run"
 
 
