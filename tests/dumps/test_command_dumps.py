@@ -52,6 +52,11 @@ def test_dump_streams_into_the_snapshot_and_restores_as_a_file(vger: Vger) -> No
     assert (out / "etc/packages.txt").read_bytes() == b"a\nb\n"
     assert (out / "payload.bin").stat().st_mode & 0o777 == 0o600
     assert (vger.tmp / "out" / str(vger.tmp / "src/file.txt").lstrip("/")).read_bytes() == b"a real file\n"
+    # Without a restore_command there is no tool to stream them into: skipped, or refused when named.
+    plan = json_out(vger.run("restore-dump", "--snapshot", "latest", "--dry-run", "--json"))
+    assert [d["status"] for d in plan["dumps"]] == ["skipped", "skipped"]
+    named = vger.run("restore-dump", "--snapshot", "latest", "payload.bin", check=False)
+    assert named.returncode == 1 and "has no restore tool" in named.stderr
 
 
 def test_a_dump_that_exits_3_halfway_fails_its_source_only(vger: Vger) -> None:
