@@ -211,3 +211,10 @@ def test_a_1gib_dump_streams_with_bounded_memory_and_no_temporary_file(vger: Vge
     assert big.written < repo_growth + 64 * MiB
     dumps = json_out(vger.run("list", "--snapshot", "latest", "--dumps", "--json"))
     assert dumps[0]["size"] == size
+
+
+def test_a_source_of_dumps_alone_needs_a_label(vger: Vger) -> None:
+    _config(vger, [{"command_dumps": [{"name": "a", "command": "true"}]}])
+    proc = vger.run("config", "--check", check=False)
+    assert proc.returncode == 1
+    assert "sources[0].label: expected a `label` (required without `path`)" in proc.stderr
