@@ -136,8 +136,10 @@ def _item(path: str, kind: str, mode: int) -> Item:
 class DumpStorer:
     """Writes a source's dumps into the snapshot being built (one per backup).
 
-    ``store`` is the blob writer's ``store``; ``buffer`` is the archiver's
-    read buffer (at least ``2 * max chunk size``), reused for every dump.
+    ``writer`` is the backup's blob writer (dedup, compression, encryption,
+    packs); ``buffer`` is the archiver's read buffer (at least twice the largest
+    chunk, so a chunk cut by the buffer's end can be carried over), reused for
+    every dump: that buffer is all the memory a dump adds, whatever its size.
     """
 
     def __init__(
