@@ -46,6 +46,10 @@ def test_dump_streams_into_the_snapshot_and_restores_as_a_file(vger: Vger) -> No
     assert dumps[0]["record"]["command"].startswith("cat ")
     snaps = json_out(vger.run("list", "--json"))
     assert snaps[0]["stats"]["files"] == 3
+    # The same dump again deduplicates to nothing new: chunks are cut by content, in order.
+    (again,) = json_out(vger.run("backup", "--json"))
+    assert again["stats"]["original_size"] == snaps[0]["stats"]["original_size"]
+    assert again["stats"]["deduplicated_size"] == 0
     vger.run("restore", "--snapshot", "latest", "--dest", str(vger.tmp / "out"))
     out = vger.tmp / "out" / "vger-dumps" / "app"
     assert sha256_file(out / "payload.bin") == sha256_file(payload)

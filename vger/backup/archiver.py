@@ -265,6 +265,7 @@ class Archiver:
                     stats,
                     self._buffer(),
                     self.progress,
+                    self.threads,
                 ).store_all(self.source.dumps)
             for root in self.source.paths:
                 for entry in walker.walk(root):

@@ -31,7 +31,9 @@ from __future__ import annotations
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, Protocol
 
 from vger.backup.metadata import group_name, user_name
@@ -152,6 +154,7 @@ class DumpStorer:
         stats: SnapshotStats,
         buffer: bytearray,
         progress: _Progress | None = None,
+        threads: int = 2,
     ) -> None:
         self.folder = folder_of(source_label)
         self.chunker = chunker
@@ -161,6 +164,7 @@ class DumpStorer:
         self.stats = stats
         self.buffer = buffer
         self.progress = progress
+        self.threads = max(1, threads)
         self._dirs: set[str] = set()
         self._names: set[str] = set()
 
@@ -207,51 +211,74 @@ class DumpStorer:
                 self.items.add(_item(folder, "dir", stat.S_IFDIR | 0o700))
 
     def _chunk(self, reader: IO[bytes]) -> tuple[list[list[Any]], int, int, int]:
-        """Read ``reader`` to its end, storing content-defined chunks as they complete."""
+        """Read ``reader`` to its end, storing content-defined chunks as they complete.
+
+        This thread reads and cuts; hashing, compression and encryption (which
+        release the GIL) run on ``threads`` workers, on their own copy of each
+        chunk since the buffer is refilled meanwhile. At most ``2 * threads``
+        chunks are in flight, so memory stays bounded (8 MiB each at most).
+        """
         buf = self.buffer
         view = memoryview(buf)
         readinto = getattr(reader, "readinto", None)
         chunks: list[list[Any]] = []
-        total = compressed = deduplicated = carry = 0
-        while True:
-            filled = carry
-            while filled < len(buf):
-                want = view[filled : filled + _READ_CALL]
-                if readinto is not None:
-                    got = readinto(want) or 0
-                else:
-                    data = reader.read(len(want))
-                    got = len(data)
-                    want[:got] = data
-                if got == 0:
+        total = carry = 0
+        sizes = [0, 0]  # compressed, deduplicated
+        pending: deque[Future[tuple[bytes, int, bool, int]]] = deque()
+
+        def collect(future: Future[tuple[bytes, int, bool, int]]) -> None:
+            chunk_id, length, is_new, stored = future.result()
+            chunks.append([chunk_id, length])
+            sizes[0] += stored
+            if is_new:
+                sizes[1] += stored
+
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-dump")
+        try:
+            while True:
+                filled = carry
+                while filled < len(buf):
+                    want = view[filled : filled + _READ_CALL]
+                    if readinto is not None:
+                        got = readinto(want) or 0
+                    else:
+                        data = reader.read(len(want))
+                        got = len(data)
+                        want[:got] = data
+                    if got == 0:
+                        break
+                    filled += got
+                    if self.progress:
+                        self.progress.bytes_read(got)
+                eof = filled < len(buf)
+                total += filled - carry
+                if filled == 0:
                     break
-                filled += got
-                if self.progress:
-                    self.progress.bytes_read(got)
-            eof = filled < len(buf)
-            total += filled - carry
-            if filled == 0:
-                break
-            lengths = self.chunker.split(view[:filled])
-            if not eof and len(lengths) > 1:
-                lengths.pop()  # cut by the buffer end, not by content: carry it over
-            pos = 0
-            for length in lengths:
-                piece = view[pos : pos + length]
-                chunk_id = self.hasher(piece)
-                is_new, stored = self.writer.store(chunk_id, piece)
-                chunks.append([chunk_id, length])
-                compressed += stored
-                if is_new:
-                    deduplicated += stored
-                pos += length
-            carry = filled - pos
-            if carry:
-                view[:carry] = bytes(view[pos:filled])
-            if eof:
-                break
-        view.release()
-        return chunks, total, compressed, deduplicated
+                lengths = self.chunker.split(view[:filled])
+                if not eof and len(lengths) > 1:
+                    lengths.pop()  # cut by the buffer end, not by content: carry it over
+                pos = 0
+                for length in lengths:
+                    pending.append(pool.submit(self._store_piece, bytes(view[pos : pos + length])))
+                    while len(pending) > 2 * self.threads:
+                        collect(pending.popleft())
+                    pos += length
+                carry = filled - pos
+                if carry:
+                    view[:carry] = bytes(view[pos:filled])
+                if eof:
+                    break
+            while pending:
+                collect(pending.popleft())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            view.release()
+        return chunks, total, sizes[0], sizes[1]
+
+    def _store_piece(self, data: bytes) -> tuple[bytes, int, bool, int]:
+        chunk_id = self.hasher(memoryview(data))
+        is_new, stored = self.writer.store(chunk_id, memoryview(data))
+        return chunk_id, len(data), is_new, stored
 
 
 def dump_items(items: Iterable[Item]) -> Iterator[Item]:
