@@ -276,7 +276,7 @@ class MonitoringFanOut:
             if ctx.level == "command" and ctx.command in MONITORED_COMMANDS:
                 self._run = _Run(ctx, time.monotonic(), str(uuid.uuid4()))
                 self.tail.lines.clear()
-                self._send("start")
+                self._send(self._run, "start")
             return
         if ctx.level == "repository" and ctx.repository not in self._run.repositories:
             self._run.repositories.append(str(ctx.repository))
@@ -300,28 +300,32 @@ class MonitoringFanOut:
                     "duration": stats.get("duration"),
                 }
             )
-        if ctx is run.ctx:
-            self._send("finish")
-            self._run = None
 
     @hookimpl(trylast=True)
     def vger_failed(self, ctx: CommandContext, error: BaseException) -> None:
         run = self._run
-        if run is None:
+        if run is None or ctx is run.ctx:
+            return  # the run's own outcome is sent from vger_finally
+        where = ctx.command if ctx.level == "command" else ctx.repository
+        if ctx.level == "source":
+            where = f"{where}: source {ctx.source_label}"
+        self.tail.add(f"ERROR {where}: {ctx.error_message}")
+
+    @hookimpl(trylast=True)
+    def vger_finally(self, ctx: CommandContext) -> None:
+        # After the run's after/failed *and* finally hooks: an unmount that
+        # failed in a finally hook is in the log tail too.
+        run = self._run
+        if run is None or ctx is not run.ctx:
             return
-        if ctx is not run.ctx:
-            where = ctx.command if ctx.level == "command" else ctx.repository
-            if ctx.level == "source":
-                where = f"{where}: source {ctx.source_label}"
-            self.tail.add(f"ERROR {where}: {ctx.error_message}")
-            return
-        self._send("fail", ctx.error_message or describe_error(error))
         self._run = None
+        if ctx.error is None:
+            self._send(run, "finish")
+        else:
+            self._send(run, "fail", ctx.error_message or describe_error(ctx.error))
 
     # -- sending ---------------------------------------------------------------
-    def _send(self, state: str, error: str | None = None) -> None:
-        run = self._run
-        assert run is not None
+    def _send(self, run: _Run, state: str, error: str | None = None) -> None:
         wanted = [m for m in self.monitors if state in m.states and run.ctx.command in m.commands]
         if not wanted:
             return

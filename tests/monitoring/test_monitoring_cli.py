@@ -98,7 +98,7 @@ def test_a_failed_backup_pings_fail_with_the_error_and_keeps_its_exit_code(
             {"type": "webhook", "url": f"{server.url}/hook"},
             {"type": "healthchecks", "url": f"{server.url}/hc"},
         ],
-        hooks={"failed": "echo cleaning up after {command}"},
+        hooks={"failed": "echo cleaning up after {command}", "finally": "echo unmounting"},
     )
     doc["sources"].append({"path": str(vger.tmp / "missing"), "label": "gone"})
     init(vger, doc)
@@ -116,6 +116,7 @@ def test_a_failed_backup_pings_fail_with_the_error_and_keeps_its_exit_code(
     tail = fail["log_tail"].splitlines()
     assert f"ERROR main: source gone: source path {vger.tmp / 'missing'} does not exist" in tail
     assert "INFO hook failed: cleaning up after backup" in tail
+    assert tail[-1] == "INFO hook finally: unmounting"  # sent after the finally hooks too
     hc_fail = at(requests, "/hc/fail")
     assert len(hc_fail) == 1 and error in hc_fail[0].text()
 
