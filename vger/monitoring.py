@@ -267,7 +267,8 @@ class MonitoringFanOut:
 
     # -- lifecycle -------------------------------------------------------------
     # tryfirst: the start ping goes out before any ``before`` hook can fail;
-    # trylast: finish/fail go out after the hooks ran, so their output is in the tail.
+    # trylast: finish/fail go out after the hooks ran (from vger_finally), so
+    # their output is in the tail.
     @hookimpl(tryfirst=True)
     def vger_before(self, ctx: CommandContext) -> None:
         if not self.monitors:
