@@ -57,6 +57,9 @@ PLACEHOLDERS: dict[str, str] = {
 }
 _PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
+#: How much of a failing hook's last output line its error message quotes.
+LAST_LINE_CHARS = 200
+
 #: POSIX sh, not the user's $SHELL: hooks must behave the same under cron,
 #: systemd and an interactive login.
 SHELL = "/bin/sh"
@@ -273,13 +276,13 @@ def run_hooks(ctx: Any, kind: str) -> None:
     env = environment(ctx)
     for key, text in commands:
         where = _where(ctx, key)
-        code = _run(where, text, env)
-        if code == 0:
+        problem = _run(where, text, env)
+        if problem is None:
             continue
         if kind == "before":
             # Without the step's name: the CLI and the outer steps' {error} put it in front.
-            raise HookFailed(f"{key} hook failed (exit code {code}), so {_aborted(ctx)}: {text}")
-        log.warning("%s hook failed (exit code %s): %s", where, code, text)
+            raise HookFailed(f"{key} hook {problem[0]}, so {_aborted(ctx)}: {text}{problem[1]}")
+        log.warning("%s hook %s: %s%s", where, problem[0], text, problem[1])
 
 
 def _where(ctx: Any, key: str) -> str:
@@ -298,8 +301,13 @@ def _aborted(ctx: Any) -> str:
     return f"{ctx.command} did not run"
 
 
-def _run(where: str, text: str, env: Mapping[str, str]) -> int | str:
-    """Run one hook, every output line to the log; its exit code (or why it did not start)."""
+def _run(where: str, text: str, env: Mapping[str, str]) -> tuple[str, str] | None:
+    """Run one hook, every output line to the log.
+
+    Returns None on success, else what went wrong and the hook's last output
+    line (as ``" (last output: ...)"``): a cron mail without ``-v`` then still
+    says why the mount failed, not only that it did.
+    """
     command = render(text)
     started = time.monotonic()
     log.info("hook %s: running %s", where, text)
@@ -312,14 +320,22 @@ def _run(where: str, text: str, env: Mapping[str, str]) -> int | str:
             stderr=subprocess.STDOUT,
         )
     except OSError as exc:
-        return f"could not start {SHELL}: {exc.strerror}"
+        return f"could not start {SHELL} ({exc.strerror})", ""
     assert process.stdout is not None
+    last = ""
     with process.stdout:
         for raw in process.stdout:
-            log.info("hook %s: %s", where, raw.decode("utf-8", "replace").rstrip("\n"))
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            log.info("hook %s: %s", where, line)
+            if line.strip():
+                last = line.strip()
     code = process.wait()
     log.debug("hook %s: exit code %d after %.1f s", where, code, time.monotonic() - started)
-    return code
+    if code == 0:
+        return None
+    if len(last) > LAST_LINE_CHARS:
+        last = last[: LAST_LINE_CHARS - 3] + "..."
+    return f"failed (exit code {code})", f" (last output: {last})" if last else ""
 
 
 # -- validation at load time -----------------------------------------------------------
