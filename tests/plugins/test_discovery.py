@@ -444,3 +444,11 @@ def test_cli_backup_works_with_the_broken_plugin_installed(broken_venv: Path, tm
     assert [path.read_text() for path in restored.rglob("hello.txt")] == [
         "hello from a machine with a broken plugin\n"
     ]
+
+
+def test_cli_plugins_lists_every_builtin_including_the_shell_hooks(vger: Any) -> None:
+    doc = json.loads(vger.run("--json", "plugins").stdout)
+    listed = {(row["kind"], row["name"]) for row in doc["plugins"]}
+    assert listed >= BUILTIN_COMPONENTS
+    shell = next(row for row in doc["plugins"] if row["kind"] == "lifecycle")
+    assert (shell["name"], shell["plugin"], shell["used"]) == ("shell", "lifecycle-shell", True)

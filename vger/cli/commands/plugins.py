@@ -34,6 +34,33 @@ def _used(config: Config | None) -> set[tuple[str, str]]:
     return used
 
 
+_LIFECYCLE_HOOKS = {"vger_configure", "vger_before", "vger_after", "vger_failed", "vger_finally"}
+
+
+def _lifecycle_rows(registry: Any, config: Config | None) -> list[dict[str, Any]]:
+    """Plugins that provide no component but take part in every command (the shell hooks)."""
+    providers = {comp.source.plugin for comp in registry.components.values()}
+    rows = []
+    for name, source in sorted(registry.plugins.items()):
+        plugin = registry.pm.get_plugin(name)
+        if name in providers or plugin is None:
+            continue
+        hooks = {caller.name for caller in registry.pm.get_hookcallers(plugin) or []}
+        if not hooks & _LIFECYCLE_HOOKS:
+            continue
+        rows.append(
+            {
+                "kind": "lifecycle",
+                "name": name.removeprefix("lifecycle-"),
+                "plugin": name,
+                "distribution": source.distribution,
+                "version": source.version,
+                "used": True if config is not None else None,  # lifecycle plugins are always on
+            }
+        )
+    return rows
+
+
 @click.command("plugins")
 @json_option
 @click.pass_obj
@@ -62,6 +89,8 @@ def command(app: App) -> None:
                 "used": in_use if config is not None else None,
             }
         )
+    rows.extend(_lifecycle_rows(registry, config))
+    rows.sort(key=lambda r: (r["kind"], r["name"]))
     failures = [
         {
             "plugin": f.source.plugin,
