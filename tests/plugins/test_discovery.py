@@ -412,7 +412,7 @@ def test_cli_plugins_json_lists_the_broken_distribution(broken_venv: Path, tmp_p
     assert broken[0]["plugin"] == BROKEN_ENTRY_POINT
     assert BROKEN_REASON in broken[0]["reason"]
     listed = {(row["kind"], row["name"]): row for row in document["plugins"]}
-    assert set(listed) == BUILTIN_COMPONENTS
+    assert set(listed) == BUILTIN_COMPONENTS | {("lifecycle", "shell")}
     assert {row["distribution"] for row in listed.values()} == {"vger"}
     assert document["conflicts"] == []
     assert "Traceback" not in proc.stderr
