@@ -122,17 +122,17 @@ def test_the_whole_cli_works_against_a_remote_repository(vger: Vger, remote: Rem
     write_file(src / "docs/new.txt", b"added between the backups\n")
     (src / "docs/note-00.txt").unlink()
     vger.run("backup")
+    packs_before = {key for key in remote.stored() if key.startswith("packs/")}
 
+    vger.run("prune")  # keep_last 1: the first snapshot goes
+    vger.run("compact")
     snapshots = json_out(vger.run("--json", "list"))
-    assert len(snapshots) == 2
+    assert len(snapshots) == 1
+    # note-00.txt lived only in the first snapshot: compact rewrote or dropped its pack.
+    assert {key for key in remote.stored() if key.startswith("packs/")} != packs_before
     dest = vger.tmp / "restored"
     vger.run("restore", "--snapshot", "latest", "--dest", str(dest))
     assert tree_digest(restored_root(dest, src)) == tree_digest(src), "the restore is not byte-identical"
-
-    vger.run("check", "--verify-data")
-    vger.run("prune")
-    assert len(json_out(vger.run("--json", "list"))) == 1
-    vger.run("compact")
     vger.run("check", "--verify-data")
     stored = remote.stored()
     assert not [key for key in stored if ".tmp-" in key], "temporary files were left on the server"
@@ -147,6 +147,7 @@ def _own_remote(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Re
     return sftp_remote(request.getfixturevalue("sshd_factory")(), tmp_path / "sftp-repo")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["s3", "sftp"])
 def test_server_killed_during_a_backup(
     vger: Vger, kind: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -159,8 +160,8 @@ def test_server_killed_during_a_backup(
     configure(
         vger,
         remote,
-        repo={"min_pack_size": 2 * MiB, "max_pack_size": 4 * MiB},
-        limits={"network": {"write_mib_per_sec": 8}},
+        repo={"min_pack_size": 1 * MiB, "max_pack_size": 2 * MiB},
+        limits={"network": {"write_mib_per_sec": 4}},
     )
     vger.run("init")
     vger.run("backup")
@@ -193,10 +194,11 @@ def test_server_killed_during_a_backup(
     line = one_error_line(proc)
     assert remote.url in line, f"the message must name the repository url: {line}"
     reason = line.lower()
-    assert any(word in reason for word in ("refused", "connect", "lost", "closed", "reset")), line
+    words = ("refused", "connect", "lost", "closed", "reset", "reach", "timed out")
+    assert any(word in reason for word in words), f"the message must give the reason: {line}"
 
     remote.server.start()
-    configure(vger, remote, repo={"min_pack_size": 2 * MiB, "max_pack_size": 4 * MiB})  # no limit now
+    configure(vger, remote, repo={"min_pack_size": 1 * MiB, "max_pack_size": 2 * MiB})  # no limit now
     vger.run("check")
     assert [s["id"] for s in json_out(vger.run("--json", "list"))] == [s["id"] for s in first]
     vger.run("backup")
@@ -302,6 +304,7 @@ def test_secrets_stay_out_of_config_output_and_messages(vger: Vger, s3_server: S
 # -- network rate limit ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_write_limit_holds_the_upload_rate(vger: Vger, s3_server: SeaweedS3Server) -> None:
     """``limits.network.write_mib_per_sec: 20`` measured where it matters: at the server.
 

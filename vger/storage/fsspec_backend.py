@@ -30,6 +30,7 @@ creates its filesystem lazily, under a lock, on first use.
 from __future__ import annotations
 
 import builtins
+import logging
 import posixpath
 import secrets
 import threading
@@ -48,6 +49,8 @@ from vger.interfaces import Buffer
 from vger.storage.errors import map_storage_error
 from vger.storage.keys import check_key, check_prefix
 
+log = logging.getLogger("vger.storage")
+
 #: Marks a write in progress (filesystems only). Keys are ``[a-z0-9._-]``
 #: segments written by vger, which never contain it.
 TEMP_MARKER = ".tmp-"
@@ -63,6 +66,19 @@ def strip_userinfo(url: str) -> str:
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _log_loop_exception(loop: Any, context: dict[str, Any]) -> None:
+    # asyncio's default handler prints "Task exception was never retrieved" with
+    # a traceback when a library abandons a task on a dropped connection; the
+    # call that owned it already failed with a clear message.
+    log.debug("fsspec event loop: %s", context.get("exception") or context.get("message"))
+
+
+def _quiet_loop(fs: Any) -> None:
+    loop = getattr(fs, "loop", None)
+    if loop is not None and hasattr(loop, "set_exception_handler"):
+        loop.set_exception_handler(_log_loop_exception)
 
 
 class FsspecBackend:
@@ -126,6 +142,7 @@ class FsspecBackend:
                     # network error reuses it instead of starting a new session.
                     if self._unchecked is None:
                         self._unchecked = self.open_filesystem()
+                        _quiet_loop(self._unchecked)
                     self.check_filesystem(self._unchecked)
                 except Exception as exc:
                     raise self.error(exc, "") from exc
