@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -127,6 +128,7 @@ class S3Backend(FsspecBackend):
                 "(then AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or ~/.aws/credentials are used)"
             )
         fs = s3fs.S3FileSystem(
+            session=_shared_session(),
             key=key or None,
             secret=secret or None,
             endpoint_url=self.endpoint,
@@ -240,6 +242,22 @@ def _network_reason(exc: BaseException) -> str:
         if isinstance(cause, OSError) and cause.errno:
             return os.strerror(cause.errno)
     return " ".join(str(exc).split())
+
+
+_session: Any = None
+_session_lock = threading.Lock()
+
+
+def _shared_session() -> Any:
+    """One botocore session per process: building one loads the S3 service model
+    (about 0.3 s), which every backend instance would otherwise pay again."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            from aiobotocore.session import AioSession
+
+            _session = AioSession()
+        return _session
 
 
 def _is_plain_http_host(host: str) -> bool:
