@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from vger_storage_s3 import S3Backend, parse_url
 
-from vger.errors import ConfigError, PermanentStorageError
+from vger.errors import ConfigError, ObjectNotFound, PermanentStorageError, TransientStorageError
 from vger.testing import StorageBackendContract
 from vger.testing.servers import SeaweedS3Server, free_ports
 
@@ -133,3 +133,28 @@ def test_remove_incomplete_aborts_unfinished_multipart_uploads(s3_server: Seawee
     bucket, object_key, upload_id = uploads[1]
     fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=object_key, UploadId=upload_id)
     backend.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "words"),
+    [
+        ("PermanentRedirect", PermanentStorageError, "set `region`"),
+        ("SlowDown", TransientStorageError, "try again later"),
+        ("InternalError", TransientStorageError, "try again later"),
+        ("AccessDenied", PermanentStorageError, "access denied"),
+        ("NoSuchKey", ObjectNotFound, "packs/00/x: not found"),
+    ],
+)
+def test_s3_error_codes_map_to_what_to_do(code: str, kind: type[Exception], words: str) -> None:
+    # Codes SeaweedFS cannot be made to answer (AWS regions, throttling), as
+    # botocore raises them and s3fs re-raises them.
+    from botocore.exceptions import ClientError
+
+    backend = S3Backend("s3://bucket/prefix", {"region": "eu-west-3"})
+    error = ClientError({"Error": {"Code": code, "Message": "..."}}, "PutObject")
+    try:
+        raise OSError("as s3fs re-raises it") from error
+    except OSError as wrapped:
+        mapped = backend.error(wrapped, "packs/00/x")
+    assert isinstance(mapped, kind)
+    assert words in str(mapped) and "\n" not in str(mapped)

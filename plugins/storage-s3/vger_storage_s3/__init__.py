@@ -182,6 +182,16 @@ class S3Backend(FsspecBackend):
                 f"{where}: access denied by {self._where()}; check the credentials and that they "
                 f"may read and write bucket '{self.bucket}'"
             )
+        if code in (
+            "PermanentRedirect",
+            "AuthorizationHeaderMalformed",
+            "IllegalLocationConstraintException",
+        ):
+            region = self.options.get("region") or DEFAULT_REGION
+            return PermanentStorageError(
+                f"{self.location}: bucket '{self.bucket}' is not in region {region} ({code}); "
+                "set `region` in the repository entry to the bucket's region"
+            )
         if code in ("NoSuchKey", "404"):
             return ObjectNotFound(f"{key}: not found in {self.location}")
         if code in _TRANSIENT_CODES:

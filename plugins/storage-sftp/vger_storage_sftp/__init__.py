@@ -157,8 +157,9 @@ class SftpBackend(FsspecBackend):
                 reason = " ".join(str(getattr(cause, "reason", "") or cause).split()) or kind
             if kind == "HostKeyNotVerifiable":
                 return PermanentStorageError(
-                    f"{self.location}: the host key of {server} is not in {self._known_hosts()}; "
-                    f"if you trust this server, add it with: {self._trust_hint()}"
+                    f"{self.location}: the host key of {server} is not trusted by {self._known_hosts()} "
+                    "(unknown, or changed since it was recorded); if you trust this server, add its key "
+                    f"with: {self._trust_hint()}"
                 )
             if kind == "PermissionDenied":
                 keys = self.options.get("sftp_key") or f"{DEFAULT_KEY} or the ssh agent"
