@@ -62,7 +62,12 @@ def strip_userinfo(url: str) -> str:
     host = parts.hostname or ""
     if ":" in host:  # an IPv6 literal lost its brackets in urlsplit
         host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
+    port: int | str | None
+    try:
+        port = parts.port
+    except ValueError:  # not a number: keep what was written after the host
+        port = parts.netloc.rsplit("@", 1)[-1].rpartition(":")[2]
+    netloc = host + (f":{port}" if port else "")
     if parts.username:
         netloc = f"{parts.username}@{netloc}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
