@@ -59,6 +59,8 @@ TEMP_MARKER = ".tmp-"
 def strip_userinfo(url: str) -> str:
     """The url without ``user:password@`` and query, fit for messages and logs."""
     parts = urlsplit(url)
+    if "@" not in parts.netloc and not parts.query and not parts.fragment:
+        return url
     host = parts.hostname or ""
     if ":" in host:  # an IPv6 literal lost its brackets in urlsplit
         host = f"[{host}]"
@@ -188,8 +190,8 @@ class FsspecBackend:
     def _is_file(self, path: str) -> bool:
         try:
             info = self.fs.info(path)
-        except FileNotFoundError:
-            return False
+        except (FileNotFoundError, NotADirectoryError):
+            return False  # NotADirectoryError: the path runs through an object
         return bool(info.get("type") == "file")
 
     def _not_an_object(self, exc: BaseException, key: str, path: str) -> VgerError:
