@@ -67,6 +67,12 @@ def backup_once(target: str, url: str, options: dict[str, Any], corpus: Path, wo
     return {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "max_rss_kib": m.maxrss_kib}
 
 
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bucket_objects(server: SeaweedS3Server, prefix: str) -> tuple[int, int]:
     import s3fs
 
@@ -104,6 +110,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"* S3 throughput / disk throughput: **{s['ratio']:.2f}** (the goal: at least 0.5).",
         f"* Objects in the bucket after the backup: **{s['objects']}** "
         f"({s['stored_bytes'] / MiB:.0f} MiB; the goal: fewer than 200 for 2 GiB).",
+        f"* CPU during the S3 backup: vger {s['s3']['cpu_s']:.1f} s, the S3 server "
+        f"{s['s3']['server_cpu_s']:.1f} s, both on the same {doc['machine']}; a server elsewhere "
+        "would leave vger the whole machine.",
         "",
         "Why so few objects: chunks travel in packs of 32 MiB or more (`min_pack_size`), and the index,",
         "snapshot and key are a handful of objects more.",
@@ -143,9 +152,13 @@ def main(argv: list[str] | None = None) -> int:
                     run = backup_once("disk", str(work / "disk" / "repo"), {}, corpus, work)
                 else:
                     prefix = f"rep{rep}"
+                    assert server.process is not None
+                    server_cpu = process_cpu_s(server.process.pid)
                     run = backup_once(
                         "s3", server.url(f"{server.bucket}/{prefix}"), server.options, corpus, work
                     )
+                    # init included: a few small objects next to the backup's packs.
+                    run["server_cpu_s"] = process_cpu_s(server.process.pid) - server_cpu
                     objects, stored = bucket_objects(server, prefix)
                 runs[target].append(run)
                 log(
@@ -161,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_s": statistics.median(r["cpu_s"] for r in measured),
             "mib_per_s": info.total_bytes / MiB / wall,
         }
+    summary["s3"]["server_cpu_s"] = statistics.median(r["server_cpu_s"] for r in runs["s3"])
     summary["ratio"] = summary["s3"]["mib_per_s"] / summary["disk"]["mib_per_s"]
     summary["objects"], summary["stored_bytes"] = objects, stored
     doc = {
