@@ -55,10 +55,22 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _load_prctl() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Resolved here, not in the child: a forked child of a threaded process (the
+# fsspec event loop runs in a thread) must not take the dynamic loader's locks.
+_PRCTL = _load_prctl()
+
+
 def _die_with_parent() -> None:
     """Runs in the child before exec: SIGTERM when the test process goes away."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
