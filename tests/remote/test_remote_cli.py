@@ -192,7 +192,9 @@ def test_server_killed_during_a_backup(
             backup.kill()
     proc = subprocess.CompletedProcess(backup.args, backup.returncode, stdout, stderr)
     line = one_error_line(proc)
+    print(line)
     assert remote.url in line, f"the message must name the repository url: {line}"
+    assert "locks/" not in line, f"the lock left behind hid the reason the backup failed: {line}"
     reason = line.lower()
     words = ("refused", "connect", "lost", "closed", "reset", "reach", "timed out")
     assert any(word in reason for word in words), f"the message must give the reason: {line}"

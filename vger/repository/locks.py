@@ -222,8 +222,16 @@ def locked(repo: Repository, kind: str, command: str) -> Iterator[Lock]:
     lock = Lock(repo, kind, command).acquire()
     try:
         yield lock
-    finally:
-        lock.release()
+    except BaseException:
+        # When the storage went away mid-command, removing the lock fails too;
+        # the user must see why the command failed, not that the lock stayed
+        # (it goes stale and is ignored, or `vger break-lock` removes it).
+        try:
+            lock.release()
+        except VgerError as exc:
+            log.info("%s: could not remove lock %s: %s", repo.backend.location, lock.key, exc)
+        raise
+    lock.release()
 
 
 def _user() -> str:
