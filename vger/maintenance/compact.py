@@ -32,6 +32,10 @@ class PackPlan:
     live: list[tuple[bytes, IndexEntry]]
     unused_bytes: int
 
+    @property
+    def live_bytes(self) -> int:
+        return sum(entry.length + 4 for _, entry in self.live)  # each blob and its length prefix
+
 
 @dataclass
 class CompactPlan:
@@ -52,7 +56,8 @@ class CompactPlan:
 
     @property
     def repack_bytes(self) -> int:
-        return sum(p.size - p.unused_bytes for p in self.repack)
+        """Bytes of live blobs copied into new packs: what ``--max-repack-size`` limits."""
+        return sum(p.live_bytes for p in self.repack)
 
     @property
     def needed(self) -> bool:
@@ -79,7 +84,8 @@ def plan_compact(repo: Repository, threshold: float = 10.0, max_repack_size: int
         entries = by_pack[pack_id]
         live = [(c, e) for c, e in entries if chosen.get(c) == pack_id]
         size = repo.backend.size(present[pack_id])
-        live_bytes = sum(e.length + 4 for _, e in live)
+        info = PackPlan(pack_id, size, live, 0)
+        live_bytes = info.live_bytes
         if live:
             # Fixed costs are the preamble, the header and its length field;
             # everything else that is not a live blob is reclaimable.
@@ -87,7 +93,7 @@ def plan_compact(repo: Repository, threshold: float = 10.0, max_repack_size: int
             unused = max(0, size - live_bytes - len(fmt.PACK_PREAMBLE) - header - 4)
         else:
             unused = size
-        info = PackPlan(pack_id, size, live, unused)
+        info.unused_bytes = unused
         if not live:
             plan.delete.append(info)
         elif size and unused * 100.0 / size >= threshold and unused > 0:
