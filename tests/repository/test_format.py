@@ -323,3 +323,37 @@ def test_a_chunk_compressible_only_past_its_start_is_still_compressed(
     (stored,) = _stored_sizes(repo, registry, [mixed])
     assert stored < 650_000
     assert reopen(repo, registry).read_blob(repo.hasher(mixed)) == mixed
+
+
+def test_nonces_never_repeat_across_threads_or_a_fork(cipher: object) -> None:
+    import threading
+
+    from vger.crypto import envelope
+
+    def nonces(count: int) -> list[bytes]:
+        return [envelope._nonces.take() for _ in range(count)]
+
+    seen: list[bytes] = nonces(700)  # more than one pool's worth
+    others: list[list[bytes]] = []
+    workers = [threading.Thread(target=lambda: others.append(nonces(600))) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    for batch in others:
+        seen.extend(batch)
+    # A forked child starts from fresh randomness, not from the parent's pool.
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.close(read)
+        os.write(write, b"".join(nonces(4)))
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 4 * envelope.NONCE_SIZE)
+    os.close(read)
+    os.waitpid(pid, 0)
+    seen.extend(child[i : i + envelope.NONCE_SIZE] for i in range(0, len(child), envelope.NONCE_SIZE))
+    seen.extend(nonces(4))  # what the parent takes next, which the child would have reused
+    assert all(len(n) == envelope.NONCE_SIZE for n in seen)
+    assert len(set(seen)) == len(seen)

@@ -2,7 +2,8 @@
 
 Shape of the pipeline (why it is fast without per-byte Python):
 
-* The main thread walks the tree and builds items (stat, names, xattrs).
+* The main thread walks the tree and builds items (stat, names; xattrs of
+  everything but the files that workers read, which read their own).
 * Each regular file whose cache entry does not match is handed to a worker
   thread that reads it in large blocks and runs chunking (pyfastcdc), hashing
   (BLAKE2b), compression (lz4/zstd) and encryption (AES-GCM/ChaCha20): all four
@@ -78,6 +79,8 @@ class _FileOutcome:
     compressed: int
     deduplicated: int
     error: str | None = None
+    xattrs: list[list[bytes]] | None = None  # read by the worker, through the open file
+    xattr_error: str | None = None
 
 
 # Small files are read in batches, one task per batch: per-task overhead (a
@@ -89,10 +92,11 @@ _READ_CALL = 1024 * 1024
 
 
 class _Batch:
-    __slots__ = ("future", "paths", "size")
+    __slots__ = ("future", "paths", "size", "sizes")
 
     def __init__(self) -> None:
         self.paths: list[bytes] = []
+        self.sizes: list[int] = []
         self.size = 0
         self.future: Future[list[_FileOutcome]] | None = None
 
@@ -133,6 +137,9 @@ class Archiver:
         # read, and two threads' buffers stay well under 100 MiB.
         self._block = max(8 * 1024 * 1024, 2 * max_size)
         self._buffer_size = self._block + max_size
+        # Files below the smallest chunk are one chunk whatever the chunker (its
+        # contract: only the last chunk may be shorter than min_size).
+        self._small_limit = min(int(getattr(chunker, "min_size", 0) or 0), _READ_CALL)
         self._local = threading.local()
         self._writer: BlobWriter | None = None
         self._stats_lock = threading.Lock()
@@ -146,15 +153,57 @@ class Archiver:
             self._local.buf = buf
         return buf
 
-    def _read_batch(self, paths: list[bytes]) -> list[_FileOutcome]:
-        return [self._read_file(path) for path in paths]
+    def _read_batch(self, paths: list[bytes], sizes: list[int]) -> list[_FileOutcome]:
+        return [self._read_file(path, size) for path, size in zip(paths, sizes, strict=True)]
 
-    def _read_file(self, path: bytes) -> _FileOutcome:
+    def _read_file(self, path: bytes, size: int) -> _FileOutcome:
         try:
-            return self._chunk_file(path)
+            fd = self._open(path)
         except OSError as exc:
             reason = "vanished before it could be read" if exc.errno == errno.ENOENT else exc.strerror
             return _FileOutcome([], 0, 0, 0, error=f"cannot read: {reason}")
+        try:
+            xattrs: list[list[bytes]] | None = None
+            xattr_error = None
+            if self.source.xattrs:
+                try:
+                    xattrs = read_xattrs(fd)
+                except OSError as exc:
+                    xattr_error = f"cannot read xattrs: {exc.strerror}"
+            outcome = self._small_file(fd, size)
+            if outcome is None:
+                outcome = self._chunk_file(fd)
+            outcome.xattrs, outcome.xattr_error = xattrs, xattr_error
+            return outcome
+        except OSError as exc:
+            reason = "vanished before it could be read" if exc.errno == errno.ENOENT else exc.strerror
+            return _FileOutcome([], 0, 0, 0, error=f"cannot read: {reason}")
+        finally:
+            os.close(fd)
+
+    def _small_file(self, fd: int, size: int) -> _FileOutcome | None:
+        """A file smaller than the smallest chunk, read in one call; None: take the general path.
+
+        Most files of a home directory or a source tree are this small, and the
+        general loop (buffer bookkeeping, a second read to see the end, the
+        chunker) cost more Python than the file's own work. Such a file is one
+        chunk whatever the chunker, so the chunks are the same either way.
+        """
+        if not 0 < size < self._small_limit:
+            return None
+        data = os.read(fd, size + 1)
+        if len(data) > size:  # grew since the walk saw it: read it the general way
+            os.lseek(fd, 0, os.SEEK_SET)
+            return None
+        writer = self._writer
+        assert writer is not None
+        if data:
+            self._count_read(len(data))
+        else:
+            return _FileOutcome([], 0, 0, 0)
+        chunk_id = self.repo.hasher(data)
+        is_new, stored = writer.store(chunk_id, data)
+        return _FileOutcome([(chunk_id, len(data))], len(data), stored, stored if is_new else 0)
 
     def _open(self, path: bytes) -> int:
         flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
@@ -166,7 +215,7 @@ class Archiver:
                 pass  # O_NOATIME needs ownership or CAP_FOWNER
         return os.open(path, flags)
 
-    def _chunk_file(self, path: bytes) -> _FileOutcome:
+    def _chunk_file(self, fd: int) -> _FileOutcome:
         writer = self._writer
         assert writer is not None
         hasher = self.repo.hasher
@@ -175,45 +224,41 @@ class Archiver:
         chunks: Chunks = []
         total = compressed = deduplicated = 0
         carry = 0
-        fd = self._open(path)
-        try:
-            while True:
-                filled = carry
-                while filled < len(buf):
-                    # At most 1 MiB per call: procfs and some other kernel files
-                    # refuse larger reads with ENOMEM; for real files the
-                    # syscall count stays trivial (1,000 per GiB).
-                    n = os.readv(fd, [view[filled : filled + _READ_CALL]])
-                    if n == 0:
-                        break
-                    filled += n
-                got = filled - carry
-                total += got
-                if got:
-                    self._count_read(got)
-                eof = filled < len(buf)
-                if filled == 0:
+        while True:
+            filled = carry
+            while filled < len(buf):
+                # At most 1 MiB per call: procfs and some other kernel files
+                # refuse larger reads with ENOMEM; for real files the
+                # syscall count stays trivial (1,000 per GiB).
+                n = os.readv(fd, [view[filled : filled + _READ_CALL]])
+                if n == 0:
                     break
-                lengths = self.chunker.split(view[:filled])
-                if not eof and len(lengths) > 1:
-                    lengths.pop()  # cut by the buffer end, not by content: carry it over
-                pos = 0
-                for length in lengths:
-                    piece = view[pos : pos + length]
-                    chunk_id = hasher(piece)
-                    is_new, stored = writer.store(chunk_id, piece)
-                    chunks.append((chunk_id, length))
-                    compressed += stored
-                    if is_new:
-                        deduplicated += stored
-                    pos += length
-                carry = filled - pos
-                if carry:
-                    view[:carry] = bytes(view[pos:filled])
-                if eof:
-                    break
-        finally:
-            os.close(fd)
+                filled += n
+            got = filled - carry
+            total += got
+            if got:
+                self._count_read(got)
+            eof = filled < len(buf)
+            if filled == 0:
+                break
+            lengths = self.chunker.split(view[:filled])
+            if not eof and len(lengths) > 1:
+                lengths.pop()  # cut by the buffer end, not by content: carry it over
+            pos = 0
+            for length in lengths:
+                piece = view[pos : pos + length]
+                chunk_id = hasher(piece)
+                is_new, stored = writer.store(chunk_id, piece)
+                chunks.append((chunk_id, length))
+                compressed += stored
+                if is_new:
+                    deduplicated += stored
+                pos += length
+            carry = filled - pos
+            if carry:
+                view[:carry] = bytes(view[pos:filled])
+            if eof:
+                break
         return _FileOutcome(chunks, total, compressed, deduplicated)
 
     def _count_read(self, count: int) -> None:
@@ -277,7 +322,18 @@ class Archiver:
                     item = base_item(rel, kind, st)
                     waits_on: _Batch | None = None
                     slot = 0
-                    if self.source.xattrs:
+                    first: bytes | None = None
+                    cached = None
+                    if kind == "file":
+                        link_key = (st.st_dev, st.st_ino)
+                        first = hardlinks.get(link_key) if st.st_nlink > 1 else None
+                        if first is None:
+                            if st.st_nlink > 1:
+                                hardlinks[link_key] = rel
+                            cached = cache.lookup(entry.path, st, index)
+                    # A file a worker reads gets its xattrs from that worker.
+                    worker_reads = kind == "file" and first is None and cached is None
+                    if self.source.xattrs and not worker_reads:
                         try:
                             xattrs = read_xattrs(entry.path)
                         except OSError as exc:
@@ -288,40 +344,36 @@ class Archiver:
                         if xattrs:
                             item["xattrs"] = xattrs
                     if kind == "file":
-                        link_key = (st.st_dev, st.st_ino)
-                        first = hardlinks.get(link_key) if st.st_nlink > 1 else None
                         if first is not None:
                             item["type"] = "hardlink"
                             item["target"] = first
+                        elif cached is not None:
+                            item["chunks"] = [list(c) for c in cached]
+                            item["size"] = st.st_size
+                            cache.remember(entry.path, st, cached)
+                            stats.files += 1
+                            stats.original_size += st.st_size
+                            stats.compressed_size += sum(index.stored_length(c) for c, _ in cached)
+                            if self.progress:
+                                self.progress.bytes_read(st.st_size)
+                                self.progress.file_done(entry.path, st.st_size)
                         else:
-                            if st.st_nlink > 1:
-                                hardlinks[link_key] = rel
-                            cached = cache.lookup(entry.path, st, index)
-                            if cached is not None:
-                                item["chunks"] = [list(c) for c in cached]
-                                item["size"] = st.st_size
-                                cache.remember(entry.path, st, cached)
-                                stats.files += 1
-                                stats.original_size += st.st_size
-                                stats.compressed_size += sum(index.stored_length(c) for c, _ in cached)
-                                if self.progress:
-                                    self.progress.bytes_read(st.st_size)
-                                    self.progress.file_done(entry.path, st.st_size)
+                            result.files_read += 1
+                            if st.st_size >= _SOLO_SIZE:
+                                waits_on = _Batch()
+                                waits_on.paths.append(entry.path)
+                                waits_on.sizes.append(st.st_size)
+                                self._submit(pool, waits_on)
                             else:
-                                result.files_read += 1
-                                if st.st_size >= _SOLO_SIZE:
-                                    waits_on = _Batch()
-                                    waits_on.paths.append(entry.path)
-                                    self._submit(pool, waits_on)
-                                else:
-                                    if batch.future is not None:
-                                        batch = _Batch()  # _drain sent the filling batch off
-                                    waits_on, slot = batch, len(batch.paths)
-                                    batch.paths.append(entry.path)
-                                    batch.size += st.st_size
-                                    if len(batch.paths) >= BATCH_FILES or batch.size >= BATCH_BYTES:
-                                        self._submit(pool, batch)
-                                        batch = _Batch()
+                                if batch.future is not None:
+                                    batch = _Batch()  # _drain sent the filling batch off
+                                waits_on, slot = batch, len(batch.paths)
+                                batch.paths.append(entry.path)
+                                batch.sizes.append(st.st_size)
+                                batch.size += st.st_size
+                                if len(batch.paths) >= BATCH_FILES or batch.size >= BATCH_BYTES:
+                                    self._submit(pool, batch)
+                                    batch = _Batch()
                     elif kind == "symlink":
                         try:
                             item["target"] = os.readlink(entry.path)
@@ -376,7 +428,7 @@ class Archiver:
 
     def _submit(self, pool: ThreadPoolExecutor, batch: _Batch) -> None:
         if batch.future is None and batch.paths:
-            batch.future = pool.submit(self._read_batch, batch.paths)
+            batch.future = pool.submit(self._read_batch, batch.paths, batch.sizes)
 
     def _drain(
         self,
@@ -407,6 +459,10 @@ class Archiver:
                     pending.popleft()
                     result.errors.append((os.fsdecode(path), outcome.error))
                     continue
+                if outcome.xattr_error is not None:
+                    result.errors.append((os.fsdecode(path), outcome.xattr_error))
+                if outcome.xattrs:
+                    item["xattrs"] = outcome.xattrs
                 item["chunks"] = [list(c) for c in outcome.chunks]
                 item["size"] = outcome.size
                 stats.files += 1

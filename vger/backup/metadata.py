@@ -66,10 +66,16 @@ def base_item(rel_path: bytes, kind: str, st: os.stat_result) -> Item:
 _NO_XATTR = {errno.ENOTSUP, errno.ENODATA, errno.EPERM, errno.EACCES}
 
 
-def read_xattrs(path: bytes) -> list[list[bytes]]:
-    """Extended attributes of ``path`` itself (a symlink's own, not its target's)."""
+def read_xattrs(path: bytes | int) -> list[list[bytes]]:
+    """Extended attributes of ``path`` itself (a symlink's own, not its target's).
+
+    ``path`` may be an open descriptor: the backup's workers read a file's
+    attributes through the descriptor they read its content from, which saves
+    a path lookup and keeps the syscalls off the walking thread.
+    """
+    follow = {} if isinstance(path, int) else {"follow_symlinks": False}
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(path, **follow)
     except OSError as exc:
         if exc.errno in _NO_XATTR or exc.errno == errno.ENOENT:
             return []
@@ -77,7 +83,7 @@ def read_xattrs(path: bytes) -> list[list[bytes]]:
     result = []
     for name in sorted(names):
         try:
-            value = os.getxattr(path, name, follow_symlinks=False)
+            value = os.getxattr(path, name, **follow)
         except OSError:
             continue  # vanished or unreadable between list and get
         result.append([os.fsencode(name), value])
