@@ -28,7 +28,7 @@ DEFAULT_DATA_PACK = 32 * 1024 * 1024
 META_PACK = 4 * 1024 * 1024
 _NONE_TAG = 0
 _PROBE_SIZE = 16 * 1024
-_PROBES = 4
+_PROBES = 8
 _PROBE_MIN = 16 * _PROBE_SIZE
 _PROBE_RATIO = 0.97  # a sample that shrinks by less than 3 % says: store as is
 
