@@ -11,6 +11,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.conftest import PASSPHRASE, Vger, restored_root, write_file
 from vger.pluginmanager import load_plugins
 from vger.repository.index import IndexEntry
@@ -92,3 +94,49 @@ def test_small_files_restore_with_a_few_reads_and_byte_identical(vger: Vger, tmp
     chunks = 300 + len(next(i for i in repo.iter_items(snap) if i["path"].endswith(b"big.bin"))["chunks"])
     # item stream reads aside, a handful of reads for 300+ chunks
     assert counting.ranged_reads < 30, (counting.ranged_reads, chunks)
+
+
+def test_many_writers_stay_within_a_small_open_files_limit(vger: Vger, tmp_path: Path) -> None:
+    """Each writer holds its batch of files open: batches shrink to fit ``ulimit -n``."""
+    import resource
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    rng = random.Random(11)
+    for i in range(400):
+        write_file(src / f"d{i % 5}" / f"f{i}.txt", rng.randbytes(rng.randint(1, 3000)))
+    config = vger.config
+    doc = yaml.safe_load(config.read_text())
+    doc["limits"] = {"cpu": {"max_threads": 8}}  # 16 restore writers
+    vger.write_config(doc)
+    vger.run("init")
+    vger.run("backup")
+    dest = tmp_path / "dest"
+    command = [
+        sys.executable,
+        "-m",
+        "vger",
+        "-c",
+        str(config),
+        "restore",
+        "--snapshot",
+        "latest",
+        "--dest",
+        str(dest),
+    ]
+    # 16 writers x 128 open files would need ~2,000 descriptors; allow 200.
+    proc = subprocess.run(
+        command,
+        env=vger.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    root = restored_root(dest, src)
+    restored = sorted(p.relative_to(root) for p in root.rglob("*.txt"))
+    assert len(restored) == 400
+    for rel in restored:
+        assert (root / rel).read_bytes() == (src / rel).read_bytes()

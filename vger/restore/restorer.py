@@ -17,6 +17,7 @@ import errno
 import grp
 import os
 import pwd
+import resource
 import stat
 import threading
 from collections import deque
@@ -118,6 +119,7 @@ class Restorer:
         self._pool: ThreadPoolExecutor | None = None
         self._batch: list[_FileJob] = []
         self._batch_bytes = 0
+        self._batch_files = _batch_files(self.threads)
 
     def run(self, snap: Snapshot) -> RestoreResult:
         result = RestoreResult()
@@ -137,7 +139,7 @@ class Restorer:
         # metadata to the ones that were created as parents of included files.
         parents_only: dict[bytes, Item] = {}
         # Each pending file holds an open descriptor: bounded well below ulimit -n.
-        max_pending = self.threads * 8 + 2 * BATCH_FILES
+        max_pending = self.threads * 8 + 2 * self._batch_files
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-restore")
         self._pool = pool
         self._batch, self._batch_bytes = [], 0
@@ -383,7 +385,7 @@ class Restorer:
             return job.future
         self._batch.append(job)
         self._batch_bytes += size
-        if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+        if len(self._batch) >= self._batch_files or self._batch_bytes >= BATCH_BYTES:
             self._send_batch()
         return job.future
 
@@ -655,3 +657,24 @@ class _FileJob:
     def fail(self, exc: BaseException) -> None:
         if self.error is None:
             self.error = exc
+
+
+def _batch_files(threads: int) -> int:
+    """Files per batch so that every writer's open files fit in ``ulimit -n``.
+
+    A writer holds its whole batch open while it reads the batch's packs; 32
+    writers (a 16-core machine) with 128 files each would pass the usual soft
+    limit of 1,024 descriptors. The soft limit is raised to the hard one first,
+    as Go programs like restic do at start.
+    """
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    except (OSError, ValueError):
+        soft = 1024
+    if soft == resource.RLIM_INFINITY:
+        return BATCH_FILES
+    spare = max(0, soft - 128)  # packs, the repository lock, the item stream, stdio
+    return max(1, min(BATCH_FILES, spare // max(1, threads)))
