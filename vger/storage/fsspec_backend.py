@@ -34,6 +34,7 @@ import logging
 import posixpath
 import secrets
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -88,7 +89,7 @@ def _quiet_loop(fs: Any) -> None:
         loop.set_exception_handler(_log_loop_exception)
 
 
-class FsspecBackend:
+class FsspecBackend(ABC):
     """The storage protocol over an fsspec filesystem; subclass it, see the module docstring."""
 
     name: ClassVar[str] = ""
@@ -109,9 +110,9 @@ class FsspecBackend:
 
     # -- what a subclass provides ---------------------------------------------------
 
+    @abstractmethod
     def open_filesystem(self) -> Any:
         """Build the fsspec filesystem (import the library here, not at module level)."""
-        raise NotImplementedError
 
     def root_path(self) -> str:
         """Where keys live inside the filesystem; by default the url's path."""
@@ -119,6 +120,7 @@ class FsspecBackend:
 
     def check_filesystem(self, fs: Any) -> None:
         """Run once after connecting: raise a clear error when the location cannot work."""
+        return None  # optional: the default trusts the first real call to fail clearly
 
     def map_error(self, exc: BaseException, key: str) -> StorageError | None:
         """Map a library-specific exception; None falls back to the generic OSError rules."""
@@ -130,6 +132,7 @@ class FsspecBackend:
 
     def close_filesystem(self, fs: Any) -> None:
         """Release the connection; the default lets fsspec's finalizers do it."""
+        return None
 
     @property
     def location(self) -> str:

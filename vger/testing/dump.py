@@ -77,7 +77,8 @@ class DumpSourceContract:
 
     @pytest.fixture
     def dump_options(self) -> Mapping[str, Any]:
-        raise NotImplementedError(f"{type(self).__name__}: override the `dump_options` fixture")
+        # A contract class that forgot its options is misconfigured, like one without dump_class.
+        raise TypeError(f"{type(self).__name__}: override the `dump_options` fixture")
 
     @pytest.fixture
     def failing_options(self) -> Mapping[str, Any] | None:
@@ -87,7 +88,7 @@ class DumpSourceContract:
         return {}
 
     def check_restored(self, record: Mapping[str, Any], overrides: Mapping[str, Any], dumped: bytes) -> None:
-        raise NotImplementedError(f"{type(self).__name__}: implement `check_restored`")
+        raise TypeError(f"{type(self).__name__}: implement `check_restored`")
 
     # -- helpers -------------------------------------------------------------
     def _component_class(self) -> type[Any]:

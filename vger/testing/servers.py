@@ -31,6 +31,7 @@ import socket
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,7 @@ def _tail(log: Path) -> str:
 
 
 @dataclass
-class _Server:
+class _Server(ABC):
     """A server process that can be stopped, killed and started again on the same ports and data."""
 
     folder: Path
@@ -123,11 +124,13 @@ class _Server:
     def __post_init__(self) -> None:
         self.log = self.folder / "server.log"
 
+    @abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The server's argv."""
 
+    @abstractmethod
     def wait_ready(self) -> None:
-        raise NotImplementedError
+        """Return once the server answers; raise with its log's tail if it died."""
 
     def start(self) -> None:
         if self.process is not None and self.process.poll() is None:
