@@ -102,7 +102,41 @@ def shown_command(argv: Sequence[str] | str) -> str:
     return argv if isinstance(argv, str) else shlex.join(argv)
 
 
-class ProcessStream:
+class _Tool:
+    """What a dump and a restore share: the command, its environment, and starting it.
+
+    Subclasses set ``argv``, ``env``, ``shell`` and ``what``.
+    """
+
+    argv: Sequence[str] | str
+    env: Mapping[str, str] | None
+    shell: bool
+    what: str
+
+    def command(self) -> tuple[Sequence[str] | str, tuple[int, ...]]:
+        """The argv to run and descriptors to pass on; override to hand a secret over a pipe."""
+        return self.argv, ()
+
+    def spawned(self) -> None:
+        """Called once the tool runs (or failed to start): close what ``command`` opened."""
+
+    def _start(self, *, stdin: int) -> subprocess.Popen[bytes]:
+        argv, fds = self.command()
+        try:
+            return _spawn(
+                argv,
+                shell=self.shell,
+                env=self.env,
+                what=self.what,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                pass_fds=fds,
+            )
+        finally:
+            self.spawned()
+
+
+class ProcessStream(_Tool):
     """A :class:`~vger.interfaces.DumpStream` reading a command's stdout.
 
     ``argv`` is a list (run directly) or, with ``shell=True``, a shell string.
@@ -135,27 +169,8 @@ class ProcessStream:
         self._timer: threading.Timer | None = None
         self._timed_out = threading.Event()
 
-    def command(self) -> tuple[Sequence[str] | str, tuple[int, ...]]:
-        """The argv to run and descriptors to pass on; override to hand a secret over a pipe."""
-        return self.argv, ()
-
-    def spawned(self) -> None:
-        """Called once the tool runs (or failed to start): close what ``command`` opened."""
-
     def open(self) -> IO[bytes]:
-        argv, fds = self.command()
-        try:
-            proc = _spawn(
-                argv,
-                shell=self.shell,
-                env=self.env,
-                what=self.what,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                pass_fds=fds,
-            )
-        finally:
-            self.spawned()
+        proc = self._start(stdin=subprocess.DEVNULL)
         self._proc = proc
         assert proc.stdout is not None and proc.stderr is not None
         self._stderr = _StderrTail(proc.stderr, self.what)
@@ -203,7 +218,7 @@ class ProcessStream:
         proc.wait()
 
 
-class ProcessRestore:
+class ProcessRestore(_Tool):
     """A :class:`~vger.interfaces.DumpRestore` writing the dump into a command's stdin.
 
     The tool's stdout is logged (``psql`` echoes every statement); its
@@ -226,27 +241,8 @@ class ProcessRestore:
     def describe(self) -> str:
         return shown_command(self.argv)
 
-    def command(self) -> tuple[Sequence[str] | str, tuple[int, ...]]:
-        """The argv to run and descriptors to pass on; override to hand a secret over a pipe."""
-        return self.argv, ()
-
-    def spawned(self) -> None:
-        """Called once the tool runs (or failed to start): close what ``command`` opened."""
-
     def run(self, data: IO[bytes]) -> None:
-        argv, fds = self.command()
-        try:
-            proc = _spawn(
-                argv,
-                shell=self.shell,
-                env=self.env,
-                what=self.what,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                pass_fds=fds,
-            )
-        finally:
-            self.spawned()
+        proc = self._start(stdin=subprocess.PIPE)
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         stderr = _StderrTail(proc.stderr, self.what)
         stdout = threading.Thread(target=self._log_stdout, args=(proc.stdout,), daemon=True)

@@ -62,6 +62,17 @@ TRANSIENT_ERRNOS = frozenset(
 )
 
 
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes, outermost first: libraries wrap the error worth naming (a refused
+    connection, a missing bucket) in layers of their own, so adapters look through all of them."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in out:
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror

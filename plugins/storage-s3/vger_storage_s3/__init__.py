@@ -32,6 +32,7 @@ from vger.errors import (
     StorageError,
     TransientStorageError,
 )
+from vger.storage.errors import exception_chain
 from vger.storage.fsspec_backend import FsspecBackend, strip_userinfo
 
 DEFAULT_REGION = "us-east-1"
@@ -55,26 +56,13 @@ _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToke
 
 def _client_error_code(exc: BaseException) -> str | None:
     """The S3 error code carried by ``exc`` or its causes (s3fs re-raises as OSError)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in exception_chain(exc):
         response = getattr(current, "response", None)
         if isinstance(response, Mapping):
             code = response.get("Error", {}).get("Code")
             if code:
                 return str(code)
-        current = current.__cause__ or current.__context__
     return None
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in out:
-        out.append(current)
-        current = current.__cause__ or current.__context__
-    return out
 
 
 class S3Backend(FsspecBackend):
@@ -196,7 +184,7 @@ class S3Backend(FsspecBackend):
             return ObjectNotFound(f"{key}: not found in {self.location}")
         if code in _TRANSIENT_CODES:
             return TransientStorageError(f"{where}: {self._where()} answered {code}, try again later")
-        for cause in _chain(exc):
+        for cause in exception_chain(exc):
             kind = type(cause).__name__
             if kind in ("NoCredentialsError", "PartialCredentialsError"):
                 return PermanentStorageError(
@@ -248,7 +236,7 @@ class S3Backend(FsspecBackend):
 
 def _network_reason(exc: BaseException) -> str:
     """ "Connection refused" rather than botocore's sentence quoting the request url."""
-    for cause in _chain(exc):
+    for cause in exception_chain(exc):
         if isinstance(cause, OSError) and cause.errno:
             return os.strerror(cause.errno)
     return " ".join(str(exc).split())

@@ -29,6 +29,7 @@ from vger.errors import (
     StorageError,
     TransientStorageError,
 )
+from vger.storage.errors import exception_chain
 from vger.storage.fsspec_backend import FsspecBackend
 
 DEFAULT_PORT = 22
@@ -45,15 +46,6 @@ _CONNECTION_LOST = {
     "ConnectionResetError",
     "ChannelOpenError",
 }
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    out: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in out:
-        out.append(current)
-        current = current.__cause__ or current.__context__
-    return out
 
 
 class SftpBackend(FsspecBackend):
@@ -144,12 +136,12 @@ class SftpBackend(FsspecBackend):
         sync(fs.loop, posix_rename)
 
     def is_connection_lost(self, exc: BaseException) -> bool:
-        return any(type(cause).__name__ in _CONNECTION_LOST for cause in _chain(exc))
+        return any(type(cause).__name__ in _CONNECTION_LOST for cause in exception_chain(exc))
 
     def map_error(self, exc: BaseException, key: str) -> StorageError | None:
         where = f"{self.location} ({key})" if key else self.location
         server = f"{self.host}:{self.port}"
-        for cause in _chain(exc):
+        for cause in exception_chain(exc):
             kind = type(cause).__name__
             if isinstance(cause, OSError) and cause.errno and kind != "gaierror":
                 reason = os.strerror(cause.errno)  # not asyncio's "Connect call failed ('host', port)"
