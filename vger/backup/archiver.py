@@ -23,7 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from vger import __version__
 from vger.backup.dumps import DumpStorer
 from vger.backup.filecache import Chunks, FilesCache
 from vger.backup.metadata import base_item, item_type, read_xattrs
+from vger.backup.scheduling import LargestFirstPool
 from vger.backup.walker import Walker, WalkOptions
 from vger.interfaces import Chunker, Compressor, DumpSource
 from vger.repository import format as fmt
@@ -294,10 +295,10 @@ class Archiver:
         pending: deque[_Pending] = deque()
         # Items waiting for their file's chunks; bounded so memory is too (an
         # item is a few hundred bytes, a batch at most BATCH_BYTES being read).
-        max_pending = max(1024, self.threads * BATCH_FILES * 2)
+        max_pending = max(4096, self.threads * BATCH_FILES * 2)
         batch = _Batch()
         walker = Walker(self.source.walk)
-        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-chunk")
+        pool = LargestFirstPool(self.threads, "vger-chunk")
         try:
             if self.source.dumps:
                 # Dumps first: a failing one stops the source before its tree is read.
@@ -363,6 +364,7 @@ class Archiver:
                                 waits_on = _Batch()
                                 waits_on.paths.append(entry.path)
                                 waits_on.sizes.append(st.st_size)
+                                waits_on.size = st.st_size
                                 self._submit(pool, waits_on)
                             else:
                                 if batch.future is not None:
@@ -392,10 +394,10 @@ class Archiver:
             item_ids = items.finish()
             writer.finish()
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(cancel_futures=True)
             writer.abort()
             raise
-        pool.shutdown(wait=True)
+        pool.shutdown()
         stats.errors = len(result.errors)
         snap = Snapshot(
             id=os.urandom(32),
@@ -426,13 +428,13 @@ class Archiver:
         result.duration = time.time() - start
         return result
 
-    def _submit(self, pool: ThreadPoolExecutor, batch: _Batch) -> None:
+    def _submit(self, pool: LargestFirstPool, batch: _Batch) -> None:
         if batch.future is None and batch.paths:
-            batch.future = pool.submit(self._read_batch, batch.paths, batch.sizes)
+            batch.future = pool.submit(batch.size, self._read_batch, batch.paths, batch.sizes)
 
     def _drain(
         self,
-        pool: ThreadPoolExecutor,
+        pool: LargestFirstPool,
         pending: deque[_Pending],
         items: ItemStreamWriter,
         cache: FilesCache,
