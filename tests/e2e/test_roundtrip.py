@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import json
 import os
 import stat
 from dataclasses import dataclass
@@ -546,3 +547,29 @@ def test_xattrs_can_be_switched_off(tmp_path: Path) -> None:
         assert exc.errno in (errno.ENOTSUP,)
         names = []
     assert "user.k" not in names
+
+
+def test_unchanged_files_keep_their_xattrs_and_an_xattr_change_is_seen(tmp_path: Path) -> None:
+    """A files-cache hit reuses the xattrs recorded with it (no listxattr); an
+    xattr change moves the ctime, so the next backup sees it."""
+    src = tmp_path / "src"
+    write_file(src / "kept", b"same content\n")
+    write_file(src / "edited", b"same content too\n")
+    if not xattrs_supported(tmp_path):
+        pytest.skip("no user xattrs on this filesystem")
+    os.setxattr(src / "kept", "user.k", b"v1")
+    os.setxattr(src / "edited", "user.e", b"before")
+    vger = make_runner(tmp_path, {"repositories": [{"url": str(tmp_path / "repo")}], "sources": [str(src)]})
+    vger.run("init")
+    vger.run("backup")
+    second = json.loads(vger.run("backup", "--json").stdout)
+    assert second[0]["stats"]["cache_hits"] == 2
+    os.setxattr(src / "edited", "user.e", b"after")
+    os.setxattr(src / "edited", "user.added", b"new")
+    vger.run("backup")
+    dest = tmp_path / "dest"
+    vger.run("restore", "--snapshot", "latest", "--dest", str(dest))
+    root = restored_root(dest, src)
+    assert os.getxattr(root / "kept", "user.k") == b"v1"
+    assert os.getxattr(root / "edited", "user.e") == b"after"
+    assert os.getxattr(root / "edited", "user.added") == b"new"

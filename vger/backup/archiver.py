@@ -334,9 +334,13 @@ class Archiver:
                             cached = cache.lookup(entry.path, st, index)
                     # A file a worker reads gets its xattrs from that worker.
                     worker_reads = kind == "file" and first is None and cached is None
+                    # An unchanged file's xattrs come from the files cache (same ctime, same xattrs).
+                    known: list[list[bytes]] | None = cache.hit_xattrs if cached is not None else None
                     if self.source.xattrs and not worker_reads:
+                        xattrs = known
                         try:
-                            xattrs = read_xattrs(entry.path)
+                            if xattrs is None:
+                                xattrs = known = read_xattrs(entry.path)
                         except OSError as exc:
                             result.errors.append(
                                 (os.fsdecode(entry.path), f"cannot read xattrs: {exc.strerror}")
@@ -351,7 +355,7 @@ class Archiver:
                         elif cached is not None:
                             item["chunks"] = [list(c) for c in cached]
                             item["size"] = st.st_size
-                            cache.remember(entry.path, st, cached)
+                            cache.remember(entry.path, st, cached, known if self.source.xattrs else None)
                             stats.files += 1
                             stats.original_size += st.st_size
                             stats.compressed_size += sum(index.stored_length(c) for c, _ in cached)
@@ -472,7 +476,7 @@ class Archiver:
                 stats.compressed_size += outcome.compressed
                 stats.deduplicated_size += outcome.deduplicated
                 if outcome.size == st.st_size:
-                    cache.remember(path, st, outcome.chunks)
+                    cache.remember(path, st, outcome.chunks, outcome.xattrs if self.source.xattrs else None)
                 if self.progress:
                     self.progress.file_done(path, outcome.size)
             pending.popleft()

@@ -16,15 +16,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from vger.config.schema import BRANCH_KEY, EXPECTED_KEY, HINT_KEY, KIND_KEY
 from vger.config.yamlload import KeyPath, Locations
 from vger.errors import ConfigError
 from vger.pluginmanager import INSTALL_HINTS, Registry
+
+if TYPE_CHECKING:  # jsonschema is imported only when a config is validated in full (vger.config.memo)
+    from jsonschema.exceptions import ValidationError
 
 #: More than this many problems are summarised: the first ones are what matters.
 MAX_REPORTED = 20
@@ -165,6 +165,8 @@ def _key_space(schema: Mapping[str, Any], instance: Any, root: Mapping[str, Any]
         if "if" not in sub:
             _key_space(sub, instance, root, space)
             continue
+        from jsonschema import Draft202012Validator
+
         applies = Draft202012Validator(sub["if"]).is_valid(instance)
         chosen = sub.get("then" if applies else "else")
         if isinstance(chosen, Mapping):

@@ -15,13 +15,12 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
-
+from vger.config.memo import ValidationMemo, digest
 from vger.errors import ConfigError
 from vger.pluginmanager import Component, Registry
 
@@ -103,6 +102,9 @@ def options_schema(component: Component) -> Mapping[str, Any]:
 def _schema_problem(schema_json: str) -> str | None:
     """Why a schema is not valid Draft 2020-12, or None; cached because the check is slow
     (a metaschema walk) and the same plugin schemas are checked on every load."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
     try:
         Draft202012Validator.check_schema(json.loads(schema_json))
     except SchemaError as exc:
@@ -110,14 +112,22 @@ def _schema_problem(schema_json: str) -> str | None:
     return None
 
 
-def _plugin_branch_schema(component: Component) -> dict[str, Any]:
+def _plugin_branch_schema(component: Component, memo: ValidationMemo | None = None) -> dict[str, Any]:
     """The plugin schema as a ``then`` branch, or a branch that fails with a clear reason.
 
     A broken plugin schema must not break every config, only configs that
-    select that plugin.
+    select that plugin. ``memo`` skips the metaschema check of schemas that
+    passed it in an earlier run.
     """
     schema = copy.deepcopy(dict(options_schema(component)))
-    problem = _schema_problem(json.dumps(schema, sort_keys=True, default=repr))
+    schema_json = json.dumps(schema, sort_keys=True, default=repr)
+    key = digest("plugin-schema", schema_json)
+    if memo is not None and key in memo:
+        problem = None
+    else:
+        problem = _schema_problem(schema_json)
+        if problem is None and memo is not None:
+            memo.add(key)
     if problem is not None:
         return {
             "not": {},
@@ -142,6 +152,7 @@ def _add_selector_branches(
     kind: str,
     components: Iterable[Component],
     extra_names: Iterable[str] = (),
+    memo: ValidationMemo | None = None,
 ) -> None:
     default = target["properties"][selector].get("default")
     names = list(extra_names)
@@ -158,7 +169,7 @@ def _add_selector_branches(
         branches.append(
             {
                 "if": condition,
-                "then": _plugin_branch_schema(component),
+                "then": _plugin_branch_schema(component, memo),
                 BRANCH_KEY: f"{selector} is {component.name}",
             }
         )
@@ -194,7 +205,9 @@ def _url_condition(scheme: str) -> dict[str, Any]:
     }
 
 
-def _add_backend_branches(repository: dict[str, Any], storages: Iterable[Component]) -> None:
+def _add_backend_branches(
+    repository: dict[str, Any], storages: Iterable[Component], memo: ValidationMemo | None = None
+) -> None:
     branches = repository.setdefault("allOf", [])
     claimed: set[str] = set()
     for component in storages:
@@ -206,7 +219,7 @@ def _add_backend_branches(repository: dict[str, Any], storages: Iterable[Compone
             branches.append(
                 {
                     "if": _url_condition(scheme),
-                    "then": _plugin_branch_schema(component),
+                    "then": _plugin_branch_schema(component, memo),
                     BRANCH_KEY: f"the url is a {scheme}:// url"
                     if scheme != "file"
                     else "the url is a local path",
@@ -224,18 +237,20 @@ def _add_backend_branches(repository: dict[str, Any], storages: Iterable[Compone
         )
 
 
-def assemble_schema(registry: Registry) -> dict[str, Any]:
+def assemble_schema(registry: Registry, memo: ValidationMemo | None = None) -> dict[str, Any]:
     """The full config schema for this set of installed plugins (``vger config --schema``)."""
     schema = core_schema()
     defs = schema["$defs"]
-    _add_selector_branches(defs["compression"], "algorithm", "compressor", registry.of_kind("compressor"))
-    _add_selector_branches(defs["chunker"], "algorithm", "chunker", registry.of_kind("chunker"))
-    _add_selector_branches(
-        defs["encryption"], "mode", "cipher", registry.of_kind("cipher"), extra_names=["auto"]
-    )
-    _add_selector_branches(defs["dump"], "type", "dump", registry.of_kind("dump"))
-    _add_selector_branches(defs["monitor"], "type", "monitor", registry.of_kind("monitor"))
-    _add_backend_branches(defs["repository"], registry.of_kind("storage"))
+    registry_kinds = [
+        ("compression", "algorithm", "compressor", ()),
+        ("chunker", "algorithm", "chunker", ()),
+        ("encryption", "mode", "cipher", ("auto",)),
+        ("dump", "type", "dump", ()),
+        ("monitor", "type", "monitor", ()),
+    ]
+    for block, selector, kind, extra in registry_kinds:
+        _add_selector_branches(defs[block], selector, kind, registry.of_kind(kind), extra, memo)
+    _add_backend_branches(defs["repository"], registry.of_kind("storage"), memo)
     return schema
 
 
@@ -253,9 +268,9 @@ def backend_schema_for(repository_schema: Mapping[str, Any], url: str) -> Mappin
     """The ``then`` schema of the backend branch matching ``url`` (None if no branch does)."""
     for branch in repository_schema.get("allOf", ()):
         condition = branch.get("if", {})
-        if "url" in condition.get("properties", {}) and Draft202012Validator(condition).is_valid(
-            {"url": url}
-        ):
+        pattern = condition.get("properties", {}).get("url", {}).get("pattern")
+        # The condition is _url_condition's: a pattern searched in the url.
+        if isinstance(pattern, str) and re.search(pattern, url):
             then: Mapping[str, Any] = branch.get("then", {})
             return then
     return None

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from jsonschema import Draft202012Validator
-
 from vger.config.build import Builder
+from vger.config.memo import ValidationMemo, default_memo, digest
 from vger.config.model import Config
 from vger.config.problems import ConfigValidationError, ErrorTranslator
 from vger.config.reader import RawConfig, disabled_plugins, locate_config, read_config
@@ -20,17 +19,30 @@ from vger.config.semantics import check
 from vger.pluginmanager import Registry
 
 
-def validate_config(raw: RawConfig, registry: Registry) -> Config:
-    """The frozen model of ``raw``, or :class:`ConfigValidationError` (a ConfigError) listing each problem."""
-    schema = assemble_schema(registry)
-    validator = Draft202012Validator(schema)
-    translator = ErrorTranslator(schema, registry, raw.locations)
-    problems = translator.problems(validator.iter_errors(raw.data))
+def validate_config(raw: RawConfig, registry: Registry, memo: ValidationMemo | None = None) -> Config:
+    """The frozen model of ``raw``, or :class:`ConfigValidationError` (a ConfigError) listing each problem.
+
+    With ``memo``, a document that passed the schema before (same text, same
+    schema, same vger) skips the schema step; the cross-key rules, which may
+    look at the machine (paths, environment), always run.
+    """
+    schema = assemble_schema(registry, memo)
+    key = digest("config", raw.data, schema)
+    problems = []
+    if memo is None or key not in memo:
+        from jsonschema import Draft202012Validator
+
+        translator = ErrorTranslator(schema, registry, raw.locations)
+        problems = translator.problems(Draft202012Validator(schema).iter_errors(raw.data))
     if not problems:
         problems = [replace(p, line=raw.locations.line_of(p.path)) for p in check(raw.data, core_schema())]
     if problems:
         raise ConfigValidationError(raw.path, problems)
-    return Builder(raw.path, raw.data, schema).build()
+    config = Builder(raw.path, raw.data, schema).build()
+    if memo is not None:
+        memo.add(key)
+        memo.save()
+    return config
 
 
 def load_config(
@@ -43,4 +55,4 @@ def load_config(
     """
     raw = read_config(locate_config(explicit))
     registry = registry_factory(disabled_plugins(raw))
-    return validate_config(raw, registry), registry
+    return validate_config(raw, registry, default_memo()), registry
