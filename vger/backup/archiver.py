@@ -31,6 +31,7 @@ from vger import __version__
 from vger.backup.dumps import DumpStorer
 from vger.backup.filecache import Chunks, FilesCache
 from vger.backup.metadata import base_item, item_type, read_xattrs
+from vger.backup.processes import BlobCollector, SmallFileProcesses
 from vger.backup.scheduling import LargestFirstPool
 from vger.backup.walker import Walker, WalkOptions
 from vger.interfaces import Chunker, Compressor, DumpSource
@@ -145,6 +146,7 @@ class Archiver:
         self._writer: BlobWriter | None = None
         self._stats_lock = threading.Lock()
         self._bytes_read = 0
+        self._procs: SmallFileProcesses | None = None
 
     # -- per-file work (worker threads) ---------------------------------------
     def _buffer(self) -> bytearray:
@@ -156,6 +158,46 @@ class Archiver:
 
     def _read_batch(self, paths: list[bytes], sizes: list[int]) -> list[_FileOutcome]:
         return [self._read_file(path, size) for path, size in zip(paths, sizes, strict=True)]
+
+    # -- small files in worker processes (vger.backup.processes) ----------------
+    def _processes(self) -> SmallFileProcesses | None:
+        """The worker processes, forked at the first batch of small files (None: use threads)."""
+        if self._procs is None and self.threads >= 2 and hasattr(os, "fork"):
+            self._procs = SmallFileProcesses(
+                self.threads, self._batch_in_child, self._child_collector, _encode_outcome
+            )
+        return self._procs
+
+    def _child_collector(self) -> BlobCollector:
+        # In the child: fresh locks and no progress display (both belong to the parent).
+        self._stats_lock = threading.Lock()
+        self.progress = None
+        writer = self._writer
+        assert writer is not None
+        return BlobCollector(self.repo.index.stored_length, writer.seal_chunk)
+
+    def _batch_in_child(
+        self, paths: list[bytes], sizes: list[int], collector: BlobCollector
+    ) -> tuple[list[_FileOutcome], int]:
+        self._writer = collector  # type: ignore[assignment]  # same store() contract
+        before = self._bytes_read
+        outcomes = []
+        for i, (path, size) in enumerate(zip(paths, sizes, strict=True)):
+            collector.file = i
+            outcomes.append(self._read_file(path, size))
+        return outcomes, self._bytes_read - before
+
+    def _read_batch_in_process(self, paths: list[bytes], sizes: list[int]) -> list[_FileOutcome]:
+        procs, writer = self._procs, self._writer
+        assert procs is not None and writer is not None
+        rows, blobs, read = procs.run(paths, sizes)
+        if read:
+            self._count_read(read)
+        outcomes = [_decode_outcome(row) for row in rows]
+        for blob in blobs:
+            if not writer.adopt(blob.chunk_id, blob.envelope, blob.plain_size):
+                outcomes[blob.file].deduplicated -= len(blob.envelope)  # another worker stored it first
+        return outcomes
 
     def _read_file(self, path: bytes, size: int) -> _FileOutcome:
         try:
@@ -399,9 +441,13 @@ class Archiver:
             writer.finish()
         except BaseException:
             pool.shutdown(cancel_futures=True)
+            if self._procs is not None:
+                self._procs.close(kill=True)
             writer.abort()
             raise
         pool.shutdown()
+        if self._procs is not None:
+            self._procs.close()
         stats.errors = len(result.errors)
         snap = Snapshot(
             id=os.urandom(32),
@@ -434,7 +480,10 @@ class Archiver:
 
     def _submit(self, pool: LargestFirstPool, batch: _Batch) -> None:
         if batch.future is None and batch.paths:
-            batch.future = pool.submit(batch.size, self._read_batch, batch.paths, batch.sizes)
+            read = self._read_batch
+            if batch.size < _SOLO_SIZE or len(batch.paths) > 1:  # small files: GIL-bound in threads
+                read = self._read_batch_in_process if self._processes() is not None else read
+            batch.future = pool.submit(batch.size, read, batch.paths, batch.sizes)
 
     def _drain(
         self,
@@ -506,3 +555,22 @@ def _username() -> str:
         return getpass.getuser()
     except Exception:
         return str(os.getuid())
+
+
+def _encode_outcome(o: _FileOutcome) -> list[Any]:
+    return [
+        [list(c) for c in o.chunks],
+        o.size,
+        o.compressed,
+        o.deduplicated,
+        o.error,
+        o.xattrs,
+        o.xattr_error,
+    ]
+
+
+def _decode_outcome(row: list[Any]) -> _FileOutcome:
+    chunks, size, compressed, deduplicated, error, xattrs, xattr_error = row
+    return _FileOutcome(
+        [(c, n) for c, n in chunks], size, compressed, deduplicated, error, xattrs, xattr_error
+    )

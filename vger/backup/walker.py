@@ -56,6 +56,8 @@ class Walker:
         self._markers = [os.fsencode(m) for m in self.options.exclude_if_present]
 
     def _excluded(self, path: bytes, is_dir: bool, ignores: list[_GitIgnore]) -> bool:
+        if self._spec is None and not ignores:
+            return False  # the common case: no decoding per entry
         text = os.fsdecode(path)
         if self._spec is not None:
             rel = text.lstrip("/") + ("/" if is_dir else "")

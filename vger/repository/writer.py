@@ -75,13 +75,29 @@ class BlobWriter:
                 # stored size is not known yet, so count the plain size.
                 return False, self._claimed.get(chunk_id) or self.index.stored_length(chunk_id) or len(data)
             self._claimed[chunk_id] = 0
+        envelope = self.seal_chunk(chunk_id, data, blob_type)
+        self._add_to_pack(chunk_id, blob_type, envelope, len(data))
+        return True, len(envelope)
+
+    def seal_chunk(self, chunk_id: bytes, data: Buffer, blob_type: int = fmt.BLOB_DATA) -> bytes:
+        """Compress (when it pays) and encrypt one chunk: the blob's envelope. Takes no lock,
+        so a forked worker process can call it (vger.backup.processes)."""
         compressed = self._compress(data)
         # incompressible chunks are stored as they are (tag 0): no decompression on restore
         plain = b"".join((self._none_tag, data)) if compressed is None else self._tag + compressed
         obj_type = ObjectType.ITEMS if blob_type == fmt.BLOB_ITEMS else ObjectType.CHUNK
-        envelope = self.repo.seal(obj_type, plain, chunk_id)
-        self._add_to_pack(chunk_id, blob_type, envelope, len(data))
-        return True, len(envelope)
+        return self.repo.seal(obj_type, plain, chunk_id)
+
+    def adopt(
+        self, chunk_id: bytes, envelope: bytes, plain_size: int, blob_type: int = fmt.BLOB_DATA
+    ) -> bool:
+        """Store a blob sealed elsewhere (a worker process); False if the chunk is already stored or claimed."""
+        with self._lock:
+            if chunk_id in self._claimed or chunk_id in self.index:
+                return False
+            self._claimed[chunk_id] = 0
+        self._add_to_pack(chunk_id, blob_type, envelope, plain_size)
+        return True
 
     def _compress(self, data: Buffer) -> bytes | None:
         """Compressed bytes, or None when compressing would not pay.
