@@ -14,6 +14,7 @@ does not disturb its restored mtime.
 from __future__ import annotations
 
 import errno
+import functools
 import grp
 import os
 import pwd
@@ -614,24 +615,34 @@ def item_problem(item: Item) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _uid_of(name: str) -> int | None:
+    # Cached: each lookup opens and parses /etc/passwd (two opens per restored
+    # file were 43,000 of a 20,000-file restore's 71,000 openat calls).
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _gid_of(name: str) -> int | None:
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+
+
 def _uid(item: Item) -> int:
     name = item.get("user")
-    if name:
-        try:
-            return pwd.getpwnam(name).pw_uid
-        except KeyError:
-            pass
-    return int(item["uid"])
+    uid = _uid_of(name) if isinstance(name, str) and name else None
+    return int(item["uid"]) if uid is None else uid
 
 
 def _gid(item: Item) -> int:
     name = item.get("group")
-    if name:
-        try:
-            return grp.getgrnam(name).gr_gid
-        except KeyError:
-            pass
-    return int(item["gid"])
+    gid = _gid_of(name) if isinstance(name, str) and name else None
+    return int(item["gid"]) if gid is None else gid
 
 
 class _FileFailed(Exception):
