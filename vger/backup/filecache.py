@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import platformdirs
 MAX_AGE = 20
 CACHE_ENV = "VGER_CACHE_DIR"
 
-Chunks = list[tuple[bytes, int]]
+Chunks = Sequence[tuple[bytes, int]]  # lists when built, tuples when read back from the cache
 # A file's xattrs as items store them; None: not recorded (xattrs were off, or
 # the entry predates this field) and must be read from the file.
 Xattrs = list[list[bytes]] | None
@@ -44,6 +45,7 @@ class FilesCache:
         self._new: dict[bytes, _Entry] = {}
         self.hits = 0
         self.hit_xattrs: Xattrs = None  # the xattrs recorded with the last hit
+        self.hit_stored = 0  # the stored (compressed) bytes of the last hit's chunks
 
     def load(self) -> None:
         try:
@@ -71,11 +73,17 @@ class FilesCache:
         ino, size, mtime, ctime, _age, chunks, xattrs = entry
         if (ino, size, mtime, ctime) != (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
             return None
-        if not all(chunk_id in index for chunk_id, _ in chunks):
-            return None
+        stored = 0
+        stored_length = index.stored_length
+        for chunk_id, _ in chunks:
+            length = stored_length(chunk_id)
+            if not length:
+                return None  # the chunk is gone (compact, another repository state)
+            stored += length
         self.hits += 1
         self.hit_xattrs = xattrs
-        return list(chunks)
+        self.hit_stored = stored
+        return chunks
 
     def remember(self, path: bytes, st: os.stat_result, chunks: Chunks, xattrs: Xattrs = None) -> None:
         self._new[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, 0, chunks, xattrs)

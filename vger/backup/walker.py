@@ -24,7 +24,7 @@ class WalkOptions:
     git_ignore: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """One filesystem entry found by the walk (``path`` is absolute, bytes)."""
 
@@ -81,18 +81,34 @@ class Walker:
         if stat.S_ISDIR(st.st_mode):
             yield from self._walk_dir(root_b, st.st_dev, [])
 
-    def _walk_dir(self, directory: bytes, root_dev: int, ignores: list[_GitIgnore]) -> Iterator[Entry]:
+    def _list(
+        self, directory: bytes, ignores: list[_GitIgnore]
+    ) -> tuple[Iterator[os.DirEntry[bytes]], list[_GitIgnore]] | None:
+        """A directory's entries in name order with the ignore rules below it; None: skip it."""
         if self._markers and any(os.path.lexists(os.path.join(directory, m)) for m in self._markers):
-            return
+            return None
         try:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             self.errors.append(WalkError(directory, f"cannot list directory: {exc.strerror}"))
-            return
+            return None
         if self.options.git_ignore:
             ignores = self._with_gitignore(directory, ignores)
-        for dent in entries:
+        return iter(entries), ignores
+
+    def _walk_dir(self, directory: bytes, root_dev: int, ignores: list[_GitIgnore]) -> Iterator[Entry]:
+        # Iterative pre-order with an explicit stack: nested ``yield from``
+        # passed every entry through one generator per level of depth.
+        top = self._list(directory, ignores)
+        stack = [top] if top is not None else []
+        one_file_system = self.options.one_file_system
+        while stack:
+            entries, level_ignores = stack[-1]
+            dent = next(entries, None)
+            if dent is None:
+                stack.pop()
+                continue
             path = dent.path
             try:
                 st = dent.stat(follow_symlinks=False)
@@ -100,15 +116,17 @@ class Walker:
                 self.errors.append(WalkError(path, f"cannot stat: {exc.strerror}"))
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
-            if self._excluded(path, is_dir, ignores):
+            if self._excluded(path, is_dir, level_ignores):
                 continue
             if stat.S_ISSOCK(st.st_mode):
                 continue  # sockets cannot be restored meaningfully (borg and restic skip them too)
             yield Entry(path, st)
             if is_dir:
-                if self.options.one_file_system and st.st_dev != root_dev:
+                if one_file_system and st.st_dev != root_dev:
                     continue  # a mount point: record it, do not descend
-                yield from self._walk_dir(path, root_dev, ignores)
+                below = self._list(path, level_ignores)
+                if below is not None:
+                    stack.append(below)
 
     def _with_gitignore(self, directory: bytes, ignores: list[_GitIgnore]) -> list[_GitIgnore]:
         path = os.path.join(directory, b".gitignore")
