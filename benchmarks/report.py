@@ -327,10 +327,15 @@ METHOD = """\
   slow phases of a busy machine fall on all tools alike. Other work ran on the
   machine at the same time (see the load averages): compare the **ratios**, which
   come from runs minutes apart, more than the absolute numbers.
-* **Warm page cache**: before each repetition the harness reads the whole corpus
-  (the SHA-256 hash walk that also checks it), so every backup reads from memory
-  and the numbers measure the tools, not the disk. `sync` runs before each timed
-  command so one tool's dirty pages are not flushed during the next one's run.
+* **Warm page cache**: right before every timed command the harness reads what
+  that command will read (the corpus before a backup, the tool's repository and
+  cache before a restore), so every tool reads from memory and the numbers
+  measure the tools, not the disk. Reading once per repetition was not enough:
+  this VM pages out file pages left untouched for about 60 s (DAMON `pageout`),
+  so whichever tool ran last in a repetition read a partly cold tree (200,000
+  small files: 19.9 s first in the order, 27-28 s later). `sync` runs before
+  each timed command so one tool's dirty pages are not flushed during the next
+  one's run.
 * **Caches**: each tool gets a fresh repository and a fresh cache folder per
   repetition (`VGER_CACHE_DIR`, `restic --cache-dir`, `BORG_BASE_DIR`), so the
   initial backup is cold; the no-change and churn backups and the restore reuse

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import report
-from benchmarks.corpus import Churn, CorpusInfo, ensure_corpus, manifest, parse_size, totals
+from benchmarks.corpus import Churn, CorpusInfo, ensure_corpus, manifest, parse_size, totals, warm
 from benchmarks.corpus import compare as compare_manifests
 from benchmarks.tools import DEFAULT_TOOLS, REPO_ROOT, TOOLS, Measurement, Tool, ensure_installed, tail
 
@@ -227,6 +227,7 @@ class Suite:
         for pos, tool in enumerate(instances):
             if tool.name in broken or (tool.scenarios is not None and scenario not in tool.scenarios):
                 continue
+            warm(self.corpus)  # the page cache may have dropped it meanwhile (corpus.warm)
             os.sync()
             m = tool.backup(scenario)
             run = self.record(rep, pos, tool, scenario, m, source_bytes)
@@ -258,6 +259,7 @@ class Suite:
             dest = tool.home / "restore"
             if dest.exists():
                 shutil.rmtree(dest)
+            warm(tool.repo, tool.cache)
             os.sync()
             m = tool.restore(snapshot, dest)
             problems: list[str] = []
