@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
@@ -85,6 +86,7 @@ class SmallFileProcesses:
         self._free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
         self._pids: list[int] = []
         self._conns: list[Connection] = []
+        self._pid_of: dict[int, int] = {}
         ends = [Pipe(duplex=True) for _ in range(count)]
         for mine, theirs in ends:
             pid = os.fork()
@@ -101,6 +103,7 @@ class SmallFileProcesses:
             theirs.close()
             self._pids.append(pid)
             self._conns.append(mine)
+            self._pid_of[id(mine)] = pid
             self._free.put(mine)
 
     def run(self, paths: list[bytes], sizes: list[int]) -> tuple[list[list[Any]], list[SealedBlob], int]:
@@ -111,9 +114,8 @@ class SmallFileProcesses:
                 conn.send_bytes(msgpack.packb([paths, sizes], use_bin_type=True))
                 reply = msgpack.unpackb(conn.recv_bytes(), raw=False, use_list=True)
             except (EOFError, OSError) as exc:
-                raise WorkerDied(
-                    f"a backup worker process died ({self._status()}); nothing was committed"
-                ) from exc
+                status = self._status(self._pid_of.get(id(conn), 0))
+                raise WorkerDied(f"a backup worker process died ({status}); nothing was committed") from exc
         finally:
             self._free.put(conn)
         if reply[0] != 0:
@@ -121,16 +123,21 @@ class SmallFileProcesses:
         outcomes, raw_blobs, read = reply[1], reply[2], reply[3]
         return outcomes, [SealedBlob(*b) for b in raw_blobs], read
 
-    def _status(self) -> str:
-        for pid in self._pids:
+    def _status(self, pid: int) -> str:
+        """How ``pid`` ended; its pipe is closed, so it is gone or about to be (waited up to 2 s)."""
+        deadline = time.monotonic() + 2
+        while pid:
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                continue
-            if done and os.WIFSIGNALED(status):
-                return f"signal {os.WTERMSIG(status)}"
+                break
             if done:
+                if os.WIFSIGNALED(status):
+                    return f"signal {os.WTERMSIG(status)}"
                 return f"exit {os.WEXITSTATUS(status)}"
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         return "no answer"
 
     def close(self, *, kill: bool = False) -> None:
