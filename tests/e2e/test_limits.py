@@ -104,5 +104,7 @@ def test_nice_and_max_threads_apply_to_the_backup_process(vger: Vger) -> None:
     configure(vger, {"cpu": {"max_threads": 3}, "io": {"write_mib_per_sec": 24}}, sources[1:])
     nice, threads_three = watch_backup(vger)
     assert nice == 0
-    # two more chunking threads, everything else (uploads, lock refresh) the same
-    assert threads_three - threads_one == 2, (threads_one, threads_three)
+    # max_threads 1: one chunking thread and no helpers; max_threads 3: three
+    # chunking threads and three helpers that share the chunks of big files.
+    # Everything else (uploads, lock refresh) is the same.
+    assert threads_three - threads_one == 5, (threads_one, threads_three)
