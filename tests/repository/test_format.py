@@ -325,6 +325,20 @@ def test_a_chunk_compressible_only_past_its_start_is_still_compressed(
     assert reopen(repo, registry).read_blob(repo.hasher(mixed)) == mixed
 
 
+def test_a_chunk_with_one_small_compressible_block_is_still_compressed(
+    repo: Repository, registry: Registry
+) -> None:
+    # 2 MiB of random data with one 64 KiB block of zeros in the middle (a disk
+    # image with one sparse region): eight 16 KiB probes all landed in random
+    # data; 32 probes of 4 KiB sample every 64 KiB.
+    size, block = 2 * 1024 * 1024, 64 * 1024
+    at = 21 * block + 1000  # not aligned to any probe grid
+    data = os.urandom(at) + bytes(block) + os.urandom(size - at - block)
+    (stored,) = _stored_sizes(repo, registry, [data])
+    assert stored < size - block // 2
+    assert reopen(repo, registry).read_blob(repo.hasher(data)) == data
+
+
 def test_nonces_never_repeat_across_threads_or_a_fork(cipher: object) -> None:
     import threading
 

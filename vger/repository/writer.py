@@ -27,8 +27,8 @@ DEFAULT_DATA_PACK = 32 * 1024 * 1024
 # file data (format.md: "metadata packs stay small (<= 4 MiB)").
 META_PACK = 4 * 1024 * 1024
 _NONE_TAG = 0
-_PROBE_SIZE = 16 * 1024
-_PROBES = 8
+_PROBE_SIZE = 4 * 1024
+_PROBES = 32
 _PROBE_MIN = 16 * _PROBE_SIZE
 _PROBE_RATIO = 0.97  # a sample that shrinks by less than 3 % says: store as is
 
