@@ -123,3 +123,28 @@ def test_a_killed_worker_process_fails_the_backup_cleanly(vger: Vger) -> None:
     assert len(json.loads(snapshots)) == 1  # the first backup, intact; the killed one committed nothing
     runner.run("backup")
     assert len(json.loads(runner.run("list", "--json").stdout)) == 2
+
+
+def test_when_fork_fails_small_files_go_through_threads(vger: Vger) -> None:
+    _tree(vger.tmp / "src", 600)
+    runner = _runner(vger, "nofork", 2)
+    refuse = (
+        "import errno, os\n"
+        "def fork():\n"
+        "    raise OSError(errno.EAGAIN, 'Resource temporarily unavailable')\n"
+        "os.fork = fork\n"
+        "from vger.cli.main import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", refuse, "-c", str(runner.config), "backup", "--json"],
+        env=runner.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["stats"]["files"] == 600
+    dest = vger.tmp / "dest"
+    runner.run("restore", "--snapshot", "latest", "--dest", str(dest))
+    assert _digest(restored_root(dest, vger.tmp / "src")) == _digest(vger.tmp / "src")

@@ -148,6 +148,7 @@ class Archiver:
         self._stats_lock = threading.Lock()
         self._bytes_read = 0
         self._procs: SmallFileProcesses | None = None
+        self._no_procs = False
         self._helpers: ThreadPoolExecutor | None = None  # chunks of one big file, in parallel
 
     # -- per-file work (worker threads) ---------------------------------------
@@ -164,10 +165,13 @@ class Archiver:
     # -- small files in worker processes (vger.backup.processes) ----------------
     def _processes(self) -> SmallFileProcesses | None:
         """The worker processes, forked at the first batch of small files (None: use threads)."""
-        if self._procs is None and self.threads >= 2 and hasattr(os, "fork"):
-            self._procs = SmallFileProcesses(
-                self.threads, self._batch_in_child, self._child_collector, _encode_outcome
-            )
+        if self._procs is None and not self._no_procs and self.threads >= 2 and hasattr(os, "fork"):
+            try:
+                self._procs = SmallFileProcesses(
+                    self.threads, self._batch_in_child, self._child_collector, _encode_outcome
+                )
+            except OSError:  # cannot fork (process or memory limits): threads still work
+                self._no_procs = True
         return self._procs
 
     def _child_collector(self) -> BlobCollector:

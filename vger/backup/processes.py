@@ -89,7 +89,14 @@ class SmallFileProcesses:
         self._pid_of: dict[int, int] = {}
         ends = [Pipe(duplex=True) for _ in range(count)]
         for mine, theirs in ends:
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # out of processes or memory: undo, the caller falls back to threads
+                for a, b in ends:
+                    a.close()
+                    b.close()
+                self.close(kill=True)
+                raise
             if pid == 0:  # pragma: no cover - runs in the child, which leaves with os._exit
                 code = 1
                 try:
