@@ -81,7 +81,12 @@ def test_a_killed_worker_process_fails_the_backup_cleanly(vger: Vger) -> None:
     _tree(vger.tmp / "src", 200)
     runner = _runner(vger, "procs", 2)
     runner.run("backup")
-    _tree(vger.tmp / "src2", 40000)  # long enough to catch a worker at work
+    # 30,000 incompressible small files (about 90 MiB): several data packs, so
+    # the kill below lands while the workers still have most of it to do.
+    for n in range(30000):
+        write_file(vger.tmp / "src2" / f"d{n % 60:02d}" / f"f{n:05d}", os.urandom(1024 + n % 4096))
+    packs = vger.tmp / "repo-procs" / "packs"
+    packs_before = sum(1 for p in packs.rglob("*") if p.is_file())
     runner.write_config(
         {
             "repositories": [{"url": str(vger.tmp / "repo-procs")}],
@@ -100,6 +105,9 @@ def test_a_killed_worker_process_fails_the_backup_cleanly(vger: Vger) -> None:
     killed = False
     deadline = time.monotonic() + 60
     while not killed and time.monotonic() < deadline and proc.poll() is None:
+        if sum(1 for p in packs.rglob("*") if p.is_file()) <= packs_before:
+            time.sleep(0.01)  # wait for the first new pack: the backup is well under way
+            continue
         children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
         for pid in children.read_text().split() if children.exists() else []:
             try:

@@ -87,6 +87,7 @@ class SmallFileProcesses:
         self._pids: list[int] = []
         self._conns: list[Connection] = []
         self._pid_of: dict[int, int] = {}
+        self._ended: dict[int, str] = {}
         ends = [Pipe(duplex=True) for _ in range(count)]
         for mine, theirs in ends:
             try:
@@ -131,21 +132,31 @@ class SmallFileProcesses:
         return outcomes, [SealedBlob(*b) for b in raw_blobs], read
 
     def _status(self, pid: int) -> str:
-        """How ``pid`` ended; its pipe is closed, so it is gone or about to be (waited up to 2 s)."""
+        """How ``pid`` ended; its pipe is closed, so it is gone or about to be (waited up to 2 s).
+
+        Remembered: later batches sent to the same dead child must say the same.
+        """
+        if pid in self._ended:
+            return self._ended[pid]
         deadline = time.monotonic() + 2
+        ended = "no answer"
         while pid:
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 break
             if done:
-                if os.WIFSIGNALED(status):
-                    return f"signal {os.WTERMSIG(status)}"
-                return f"exit {os.WEXITSTATUS(status)}"
+                ended = (
+                    f"signal {os.WTERMSIG(status)}"
+                    if os.WIFSIGNALED(status)
+                    else f"exit {os.WEXITSTATUS(status)}"
+                )
+                break
             if time.monotonic() > deadline:
                 break
             time.sleep(0.01)
-        return "no answer"
+        self._ended[pid] = ended
+        return ended
 
     def close(self, *, kill: bool = False) -> None:
         """Let the children go (their pipe closes) and reap them; ``kill`` does not wait for a batch."""
