@@ -36,3 +36,16 @@ def test_a_damaged_memo_file_only_costs_a_full_validation(vger: Vger) -> None:
     memo.write_bytes(b"\xff\xfe garbage \x00" * 10)
     assert _imports_jsonschema(vger, "config", "--check")
     assert not _imports_jsonschema(vger, "config", "--check")
+
+
+def test_a_config_holding_a_secret_is_never_remembered(vger: Vger) -> None:
+    vger.config.write_text(
+        vger.config.read_text() + "encryption: {passphrase: correct horse battery staple}\n"
+    )
+    memo = Path(vger.env["VGER_CACHE_DIR"]) / "validated"
+    for _ in range(2):
+        assert _imports_jsonschema(vger, "config", "--check")  # validated in full every time
+    remembered = memo.read_text().split() if memo.exists() else []
+    vger.config.write_text(vger.config.read_text().replace("correct horse battery staple", "x"))
+    assert _imports_jsonschema(vger, "config", "--check")
+    assert (memo.read_text().split() if memo.exists() else []) == remembered  # only plugin schemas, no config

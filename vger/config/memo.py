@@ -7,7 +7,9 @@ The memo stores digests of (vger version, schema, document) that validated
 cleanly; anything else is validated in full, so an edit, an upgrade or a new
 plugin is always checked. Only successes are stored: a failing config is
 validated, and explained, every time. Losing or corrupting the file only costs
-one full validation.
+one full validation. Documents that hold secrets (a passphrase, a token, a url
+password) are never remembered: a fast hash of them on disk would make the
+secret guessable offline.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from vger.config.build import Builder
+from vger.config.effective import mask_secrets
 from vger.config.memo import ValidationMemo, default_memo, digest
 from vger.config.model import Config
 from vger.config.problems import ConfigValidationError, ErrorTranslator
@@ -27,6 +28,12 @@ def validate_config(raw: RawConfig, registry: Registry, memo: ValidationMemo | N
     look at the machine (paths, environment), always run.
     """
     schema = assemble_schema(registry, memo)
+    if memo is not None and mask_secrets(raw.data) != raw.data:
+        # A digest of a document holding a passphrase, a token or a url
+        # password would be a fast, unsalted hash of that secret on disk, open
+        # to offline guessing that Argon2id exists to prevent: such configs
+        # are validated in full every time.
+        memo = None
     key = digest("config", raw.data, schema)
     problems = []
     if memo is None or key not in memo:
