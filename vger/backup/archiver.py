@@ -425,7 +425,9 @@ class Archiver:
                         elif cached is not None:
                             item["chunks"] = cached  # (id, size) pairs; msgpack writes tuples as arrays
                             item["size"] = st.st_size
-                            cache.remember(entry.path, st, cached, known if self.source.xattrs else None)
+                            cache.remember(
+                                entry.path, st, cached, _no_xattrs(known) if self.source.xattrs else None
+                            )
                             stats.files += 1
                             stats.original_size += st.st_size
                             stats.compressed_size += cache.hit_stored
@@ -557,7 +559,9 @@ class Archiver:
                 stats.compressed_size += outcome.compressed
                 stats.deduplicated_size += outcome.deduplicated
                 if outcome.size == st.st_size:
-                    cache.remember(path, st, outcome.chunks, outcome.xattrs if self.source.xattrs else None)
+                    cache.remember(
+                        path, st, outcome.chunks, _no_xattrs(outcome.xattrs) if self.source.xattrs else None
+                    )
                 if self.progress:
                     self.progress.file_done(path, outcome.size)
             pending.popleft()
@@ -606,3 +610,12 @@ def _decode_outcome(row: list[Any]) -> _FileOutcome:
     return _FileOutcome(
         [(c, n) for c, n in chunks], size, compressed, deduplicated, error, xattrs, xattr_error
     )
+
+
+def _no_xattrs(xattrs: list[list[bytes]] | None) -> list[list[bytes]] | None:
+    """What the files cache may record: only "this file has no xattrs".
+
+    Values stay out of the cache folder (they can be security labels or
+    capabilities); a file that has xattrs is listed again on every backup.
+    """
+    return [] if xattrs == [] else None

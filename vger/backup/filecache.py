@@ -65,7 +65,8 @@ class FilesCache:
 
         Setting or removing an xattr changes the ctime, so an unchanged ctime
         also means unchanged xattrs: a no-change backup need not list them
-        again (a ``listxattr`` per file was a fifth of its time).
+        again for files recorded as having none (the archiver records only
+        that, never xattr values).
         """
         entry = self._old.get(path)
         if entry is None:
