@@ -48,6 +48,18 @@ class Vger:
             )
         return proc
 
+    def run_patched(self, prelude: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """``vger -c CONFIG ARGS`` in a real subprocess that runs ``prelude`` first (to patch a module)."""
+        code = f"{prelude}\nfrom vger.cli.main import main\nmain()\n"
+        return subprocess.run(
+            [sys.executable, "-c", code, "-c", str(self.config), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.tmp,
+        )
+
     def write_config(self, doc: dict[str, Any], path: Path | None = None) -> Path:
         target = path or self.config
         target.write_text(yaml.safe_dump(doc, sort_keys=False))

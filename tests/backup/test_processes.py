@@ -141,16 +141,8 @@ def test_when_fork_fails_small_files_go_through_threads(vger: Vger) -> None:
         "def fork():\n"
         "    raise OSError(errno.EAGAIN, 'Resource temporarily unavailable')\n"
         "os.fork = fork\n"
-        "from vger.cli.main import main\n"
-        "main()\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", refuse, "-c", str(runner.config), "backup", "--json"],
-        env=runner.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = runner.run_patched(refuse, "backup", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["stats"]["files"] == 600
     dest = vger.tmp / "dest"

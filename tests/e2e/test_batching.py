@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import Vger, restored_root
@@ -37,16 +35,9 @@ def test_changes_far_apart_among_thousands_of_unchanged_small_files(vger: Vger) 
         fh.write(b"appended\n")
     with open(src / "d45" / "f0050", "ab") as fh:
         fh.write(b"appended too\n")
-    # The real window (MAX_PENDING) is 65,536 items; a smaller one reaches the
+    # The real window (MAX_PENDING) is 16,384 items; a smaller one reaches the
     # same code path with a tree that is quick to build.
-    patched = "import vger.backup.archiver as a; a.MAX_PENDING = 1024; from vger.cli.main import main; main()"
-    proc = subprocess.run(
-        [sys.executable, "-c", patched, "-c", str(vger.config), "backup", "--json"],
-        env=vger.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = vger.run_patched("import vger.backup.archiver as a; a.MAX_PENDING = 1024", "backup", "--json")
     assert proc.returncode == 0, proc.stderr
     second = json.loads(proc.stdout)
     assert second[0]["stats"]["files_read"] == 2
