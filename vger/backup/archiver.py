@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from vger import __version__
+from vger.backup.blocks import content_cuts
 from vger.backup.dumps import DumpStorer
 from vger.backup.filecache import Chunks, FilesCache
 from vger.backup.metadata import base_item, item_type, read_xattrs
@@ -289,9 +290,7 @@ class Archiver:
             eof = filled < len(buf)
             if filled == 0:
                 break
-            lengths = self.chunker.split(view[:filled])
-            if not eof and len(lengths) > 1:
-                lengths.pop()  # cut by the buffer end, not by content: carry it over
+            lengths = content_cuts(self.chunker, view[:filled], eof)
             pos = 0
             pieces = []
             for length in lengths:

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, Protocol
 
+from vger.backup.blocks import content_cuts
 from vger.backup.metadata import group_name, user_name
 from vger.errors import ConfigError, VgerError
 from vger.interfaces import Chunker, DumpSource, DumpStream
@@ -254,9 +255,7 @@ class DumpStorer:
                 total += filled - carry
                 if filled == 0:
                     break
-                lengths = self.chunker.split(view[:filled])
-                if not eof and len(lengths) > 1:
-                    lengths.pop()  # cut by the buffer end, not by content: carry it over
+                lengths = content_cuts(self.chunker, view[:filled], eof)
                 pos = 0
                 for length in lengths:
                     pending.append(pool.submit(self._store_piece, bytes(view[pos : pos + length])))

@@ -84,9 +84,7 @@ class SmallFileProcesses:
         self, count: int, batch: BatchFn, collector: Callable[[], BlobCollector], encode: Encode
     ) -> None:
         self._free: queue.SimpleQueue[Connection] = queue.SimpleQueue()
-        self._pids: list[int] = []
-        self._conns: list[Connection] = []
-        self._pid_of: dict[int, int] = {}
+        self._children: dict[Connection, int] = {}  # our end of each child's pipe -> its pid
         self._ended: dict[int, str] = {}
         ends = [Pipe(duplex=True) for _ in range(count)]
         for mine, theirs in ends:
@@ -109,9 +107,7 @@ class SmallFileProcesses:
                 finally:
                     os._exit(code)
             theirs.close()
-            self._pids.append(pid)
-            self._conns.append(mine)
-            self._pid_of[id(mine)] = pid
+            self._children[mine] = pid
             self._free.put(mine)
 
     def run(self, paths: list[bytes], sizes: list[int]) -> tuple[list[list[Any]], list[SealedBlob], int]:
@@ -122,7 +118,7 @@ class SmallFileProcesses:
                 conn.send_bytes(msgpack.packb([paths, sizes], use_bin_type=True))
                 reply = msgpack.unpackb(conn.recv_bytes(), raw=False, use_list=True)
             except (EOFError, OSError) as exc:
-                status = self._status(self._pid_of.get(id(conn), 0))
+                status = self._status(self._children.get(conn, 0))
                 raise WorkerDied(f"a backup worker process died ({status}); nothing was committed") from exc
         finally:
             self._free.put(conn)
@@ -134,35 +130,36 @@ class SmallFileProcesses:
     def _status(self, pid: int) -> str:
         """How ``pid`` ended; its pipe is closed, so it is gone or about to be (waited up to 2 s).
 
-        Remembered: later batches sent to the same dead child must say the same.
+        A reaped child is remembered: later batches sent to it say the same, and
+        ``close`` must not signal its number, which may belong to another process.
         """
         if pid in self._ended:
             return self._ended[pid]
         deadline = time.monotonic() + 2
-        ended = "no answer"
-        while pid:
+        while pid and time.monotonic() < deadline:
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                break
+                return "no answer"
             if done:
                 ended = (
                     f"signal {os.WTERMSIG(status)}"
                     if os.WIFSIGNALED(status)
                     else f"exit {os.WEXITSTATUS(status)}"
                 )
-                break
-            if time.monotonic() > deadline:
-                break
+                self._ended[pid] = ended
+                return ended
             time.sleep(0.01)
-        self._ended[pid] = ended
-        return ended
+        return "no answer"  # still running: close(kill=True) ends it
 
     def close(self, *, kill: bool = False) -> None:
         """Let the children go (their pipe closes) and reap them; ``kill`` does not wait for a batch."""
-        for conn in self._conns:
+        children, self._children = self._children, {}
+        for conn in children:
             conn.close()
-        for pid in self._pids:
+        for pid in children.values():
+            if pid in self._ended:
+                continue  # reaped already: the number may belong to another process by now
             if kill:
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -172,8 +169,6 @@ class SmallFileProcesses:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-        self._pids = []
-        self._conns = []
 
 
 def _serve(

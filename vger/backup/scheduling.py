@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_Task = tuple[int, int, "Future[Any] | None", Callable[[], Any] | None]
+_Task = tuple[int, int, "Future[Any]", Callable[[], Any]]
 
 
 class LargestFirstPool:
@@ -56,7 +56,6 @@ class LargestFirstPool:
                 if not self._heap:
                     return
                 _, _, future, call = heapq.heappop(self._heap)
-            assert future is not None and call is not None
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -73,8 +72,7 @@ class LargestFirstPool:
             self._closed = True
             if cancel_futures:
                 for _, _, future, _ in self._heap:
-                    if future is not None:
-                        future.cancel()
+                    future.cancel()
                 self._heap.clear()
             self._cond.notify_all()
         for thread in self._threads:

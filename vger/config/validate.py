@@ -28,15 +28,14 @@ def validate_config(raw: RawConfig, registry: Registry, memo: ValidationMemo | N
     look at the machine (paths, environment), always run.
     """
     schema = assemble_schema(registry, memo)
-    if memo is not None and mask_secrets(raw.data) != raw.data:
-        # A digest of a document holding a passphrase, a token or a url
-        # password would be a fast, unsalted hash of that secret on disk, open
-        # to offline guessing that Argon2id exists to prevent: such configs
-        # are validated in full every time.
-        memo = None
-    key = digest("config", raw.data, schema)
+    # A digest of a document holding a passphrase, a token or a url password
+    # would be a fast, unsalted hash of that secret on disk, open to offline
+    # guessing that Argon2id exists to prevent: such configs are validated in
+    # full every time (plugin schemas are still remembered).
+    remember = memo is not None and mask_secrets(raw.data) == raw.data
+    key = digest("config", raw.data, schema) if remember else ""
     problems = []
-    if memo is None or key not in memo:
+    if not remember or memo is None or key not in memo:
         from jsonschema import Draft202012Validator
 
         translator = ErrorTranslator(schema, registry, raw.locations)
@@ -47,7 +46,8 @@ def validate_config(raw: RawConfig, registry: Registry, memo: ValidationMemo | N
         raise ConfigValidationError(raw.path, problems)
     config = Builder(raw.path, raw.data, schema).build()
     if memo is not None:
-        memo.add(key)
+        if remember:
+            memo.add(key)
         memo.save()
     return config
 
