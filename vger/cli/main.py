@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import sys
 import traceback
@@ -16,9 +17,58 @@ from vger.cli.output import error_line
 from vger.errors import EXIT_ERROR, VgerError
 from vger.memory import limit_malloc_arenas
 
+# Built-in commands by name, and the module of vger.cli.commands that defines
+# each as ``command``. A module is imported only when its command runs (or
+# ``--help`` lists them all): importing every command, and loading every plugin
+# to find plugin commands, was a third of a no-change backup's start-up.
+BUILTIN_COMMANDS = {
+    "backup": "backup",
+    "break-lock": "break_lock",
+    "check": "check",
+    "compact": "compact",
+    "config": "config",
+    "delete": "delete",
+    "diff": "diff",
+    "find": "find",
+    "info": "info",
+    "init": "init",
+    "key": "key",
+    "list": "listing",
+    "plugins": "plugins",
+    "prune": "prune",
+    "restore": "restore",
+    "restore-dump": "restore_dump",
+}
+
 
 class VgerGroup(click.Group):
-    """Turns every expected failure into one line on stderr and its exit code."""
+    """Turns every expected failure into one line on stderr and its exit code.
+
+    Commands are found lazily: built-ins by name from ``BUILTIN_COMMANDS``,
+    plugin commands (which need every plugin loaded) only for a name that is
+    not built in, or for the command list.
+    """
+
+    _plugin_commands_loaded = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return sorted({*BUILTIN_COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            module_name = BUILTIN_COMMANDS.get(cmd_name)
+            if module_name is not None:
+                module = importlib.import_module(f"vger.cli.commands.{module_name}")
+                self.add_command(module.command)
+            else:
+                self._load_plugin_commands()
+        return self.commands.get(cmd_name)
+
+    def _load_plugin_commands(self) -> None:
+        if not self._plugin_commands_loaded:
+            self._plugin_commands_loaded = True
+            _add_plugin_commands(self)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -82,21 +132,7 @@ def cli(
         run_cycle(ctx)
 
 
-def _register() -> None:
-    """Every module in vger.cli.commands that defines ``command`` is a command."""
-    import importlib
-    import pkgutil
-
-    from vger.cli import commands
-
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        command = getattr(module, "command", None)
-        if isinstance(command, click.Command):
-            cli.add_command(command)
-
-
-def _add_plugin_commands() -> None:
+def _add_plugin_commands(group: click.Group) -> None:
     """Commands from plugins; a name clash names both providers and keeps the built-in."""
     from vger.cli.output import warn
     from vger.pluginmanager import load_plugins, register_commands
@@ -105,15 +141,12 @@ def _add_plugin_commands() -> None:
     providers: dict[str, str] = {}
     for source, command in register_commands(registry):
         name = command.name or ""
-        if name in cli.commands:
+        if name in BUILTIN_COMMANDS or name in group.commands:
             owner = providers.get(name, "vger itself")
             warn(f"command '{name}' from {source.describe()} clashes with {owner}; ignored")
             continue
         providers[name] = source.describe()
-        cli.add_command(command)
-
-
-_register()
+        group.add_command(command)
 
 
 def main() -> None:
@@ -125,5 +158,4 @@ def main() -> None:
     gc.freeze()
     gc.set_threshold(100_000, 50, 50)
     limit_malloc_arenas()
-    _add_plugin_commands()
     cli(prog_name="vger")
