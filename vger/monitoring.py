@@ -62,7 +62,7 @@ LOG_LINE_CHARS = 500
 
 def state_dir() -> Path:
     """Where monitors keep state between runs (consecutive failures): ``$VGER_CACHE_DIR/monitoring``."""
-    from vger.backup.filecache import cache_root
+    from vger.cachedir import cache_root
 
     path = cache_root() / "monitoring"
     path.mkdir(parents=True, exist_ok=True)

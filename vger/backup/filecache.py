@@ -16,25 +16,21 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import msgpack
-import platformdirs
+
+from vger.cachedir import CACHE_ENV, cache_root
+
+__all__ = ["CACHE_ENV", "FilesCache", "cache_root"]
 
 MAX_AGE = 20
-CACHE_ENV = "VGER_CACHE_DIR"
 
 Chunks = Sequence[tuple[bytes, int]]  # lists when built, tuples when read back from the cache
 # A file's xattrs as items store them; None: not recorded (xattrs were off, or
 # the entry predates this field) and must be read from the file.
 Xattrs = list[list[bytes]] | None
 _Entry = tuple[int, int, int, int, int, Chunks, Xattrs]
-
-
-def cache_root() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else Path(platformdirs.user_cache_dir("vger"))
 
 
 class FilesCache:

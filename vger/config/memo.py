@@ -77,7 +77,7 @@ class ValidationMemo:
 
 def default_memo() -> ValidationMemo:
     """The memo in vger's cache folder (``VGER_CACHE_DIR`` or the user cache dir)."""
-    from vger.backup.filecache import cache_root
+    from vger.cachedir import cache_root
 
     try:
         return ValidationMemo(cache_root())
