@@ -60,6 +60,12 @@ def _chunks(runner: Vger) -> int:
 
 def test_processes_store_what_threads_store_with_exact_dedup(vger: Vger) -> None:
     _tree(vger.tmp / "src", 1500, copies=3)  # every content three times: processes meet each other's chunks
+    # Files above the smallest chunk go through a read buffer, in the children
+    # too (each makes its own: the parent's are not mapped after a fork), and a
+    # big file gives the parent's threads buffers of their own before the fork.
+    write_file(vger.tmp / "src" / "a-big.bin", os.urandom(6 * 1024 * 1024))
+    for n in range(10):
+        write_file(vger.tmp / "src" / "copy0" / "medium" / f"m{n}.bin", os.urandom(700_000 + n * 100_000))
     results = {}
     for name, threads in (("procs", 2), ("threads", 1)):
         runner = _runner(vger, name, threads)
@@ -73,8 +79,8 @@ def test_processes_store_what_threads_store_with_exact_dedup(vger: Vger) -> None
     # item stream, which differs with the folders' atimes, moved by reading.)
     assert results["procs"][:3] == results["threads"][:3]
     files, _, _, chunks = results["procs"]
-    assert files == 4500
-    assert chunks < 1500 + 50  # 1,500 distinct contents stored once each, plus item-stream chunks
+    assert files == 4511
+    assert chunks < 1500 + 10 + 4 + 50  # distinct contents stored once each, plus item-stream chunks
 
 
 def test_a_killed_worker_process_fails_the_backup_cleanly(vger: Vger) -> None:
@@ -148,3 +154,35 @@ def test_when_fork_fails_small_files_go_through_threads(vger: Vger) -> None:
     dest = vger.tmp / "dest"
     runner.run("restore", "--snapshot", "latest", "--dest", str(dest))
     assert _digest(restored_root(dest, vger.tmp / "src")) == _digest(vger.tmp / "src")
+
+
+def test_worker_processes_after_a_dump_read_with_buffers_of_their_own(vger: Vger) -> None:
+    """A dump fills the main thread's read buffer; the workers forked from that thread must not use it.
+
+    The buffer is not mapped in a child (MADV_DONTFORK): a child that kept the
+    parent's thread-local buffer would crash on its first file above the
+    smallest chunk.
+    """
+    src = vger.tmp / "src"
+    for n in range(12):
+        write_file(src / "medium" / f"m{n:02d}.bin", os.urandom(600_000 + n * 50_000))
+    _tree(src, 300)
+    vger.write_config(
+        {
+            "repositories": [{"url": str(vger.tmp / "repo")}],
+            "sources": [
+                {
+                    "path": str(src),
+                    "label": "app",
+                    "command_dumps": [{"name": "blob.bin", "command": "head -c 3000000 /dev/urandom"}],
+                }
+            ],
+            "limits": {"cpu": {"max_threads": 2}},
+        }
+    )
+    vger.run("init")
+    stats = json.loads(vger.run("backup", "--json").stdout)[0]["stats"]
+    assert stats["files"] == 12 + 300 + 1
+    dest = vger.tmp / "dest"
+    vger.run("restore", "--snapshot", "latest", "--dest", str(dest))
+    assert _digest(restored_root(dest, src)) == _digest(src)

@@ -28,6 +28,7 @@ no snapshot for the source.
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 import time
@@ -153,7 +154,7 @@ class DumpStorer:
         writer: _Writer,
         items: _Items,
         stats: SnapshotStats,
-        buffer: bytearray,
+        buffer: bytearray | mmap.mmap,
         progress: _Progress | None = None,
         threads: int = 2,
     ) -> None:

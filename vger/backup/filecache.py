@@ -64,6 +64,26 @@ class FilesCache:
         again for files recorded as having none (the archiver records only
         that, never xattr values).
         """
+        found = self._match(path, st, index)
+        if found is None:
+            return None
+        chunks, stored, xattrs = found
+        self.hits += 1
+        self.hit_xattrs = xattrs
+        self.hit_stored = stored
+        return chunks
+
+    def changed(self, path: bytes, st: os.stat_result, index: Any) -> bool:
+        """Whether ``lookup`` would miss, without counting it as a lookup."""
+        return self._match(path, st, index) is None
+
+    def largest(self, min_size: int, count: int) -> list[bytes]:
+        """The paths of the ``count`` biggest files recorded at ``min_size`` bytes or more, biggest first."""
+        big = [(entry[1], path) for path, entry in self._old.items() if entry[1] >= min_size]
+        big.sort(reverse=True)
+        return [path for _size, path in big[:count]]
+
+    def _match(self, path: bytes, st: os.stat_result, index: Any) -> tuple[Chunks, int, Xattrs] | None:
         entry = self._old.get(path)
         if entry is None:
             return None
@@ -77,10 +97,7 @@ class FilesCache:
             if not length:
                 return None  # the chunk is gone (compact, another repository state)
             stored += length
-        self.hits += 1
-        self.hit_xattrs = xattrs
-        self.hit_stored = stored
-        return chunks
+        return chunks, stored, xattrs
 
     def remember(self, path: bytes, st: os.stat_result, chunks: Chunks, xattrs: Xattrs = None) -> None:
         self._new[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, 0, chunks, xattrs)
