@@ -351,7 +351,7 @@ class Archiver:
         start = time.time()
         stats = SnapshotStats()
         result = BackupResult(self.source.label, None, stats, dry_run=self.dry_run)
-        cache = FilesCache(self.repo.id_hex, self.source.label)
+        cache = FilesCache(self.repo.id_hex, self.source.label, big_size=HEAD_START_SIZE)
         cache.load()
         index = self.repo.index
         if self.dry_run:
@@ -551,7 +551,7 @@ class Archiver:
         """
         roots = [os.fsencode(os.path.abspath(root)).rstrip(b"/") + b"/" for root in self.source.paths]
         started: dict[bytes, tuple[os.stat_result, _Batch]] = {}
-        for path in cache.largest(HEAD_START_SIZE, HEAD_START_FILES):
+        for path in cache.largest(HEAD_START_FILES):
             if not path.startswith(tuple(roots)):
                 continue
             try:

@@ -34,7 +34,9 @@ _Entry = tuple[int, int, int, int, int, Chunks, Xattrs]
 
 
 class FilesCache:
-    def __init__(self, repo_id_hex: str, source_label: str) -> None:
+    """``big_size``: remember, while loading, which recorded files are at least this big (0: none)."""
+
+    def __init__(self, repo_id_hex: str, source_label: str, big_size: int = 0) -> None:
         name = hashlib.blake2b(source_label.encode(), digest_size=8).hexdigest()
         self.path = cache_root() / repo_id_hex / f"files-{name}"
         self._old: dict[bytes, _Entry] = {}
@@ -42,19 +44,25 @@ class FilesCache:
         self.hits = 0
         self.hit_xattrs: Xattrs = None  # the xattrs recorded with the last hit
         self.hit_stored = 0  # the stored (compressed) bytes of the last hit's chunks
+        self._big_size = big_size
+        self._big: list[tuple[int, bytes]] = []
 
     def load(self) -> None:
         try:
             with open(self.path, "rb") as fh:
                 unpacker = msgpack.Unpacker(fh, raw=False, use_list=False, max_buffer_size=1 << 30)
+                big, big_size = self._big, self._big_size
                 for path, ino, size, mtime, ctime, age, chunks, *rest in unpacker:
                     xattrs = rest[0] if rest else None
                     self._old[path] = (ino, size, mtime, ctime, age, chunks, xattrs)
+                    if big_size and size >= big_size:
+                        big.append((size, path))
         except FileNotFoundError:
             return
         except Exception:
             # A damaged cache only costs speed: start over rather than fail a backup.
             self._old.clear()
+            self._big.clear()
 
     def lookup(self, path: bytes, st: os.stat_result, index: Any) -> Chunks | None:
         """The chunks of an unchanged file, or None; ``hit_xattrs`` then holds its xattrs.
@@ -77,11 +85,12 @@ class FilesCache:
         """Whether ``lookup`` would miss, without counting it as a lookup."""
         return self._match(path, st, index) is None
 
-    def largest(self, min_size: int, count: int) -> list[bytes]:
-        """The paths of the ``count`` biggest files recorded at ``min_size`` bytes or more, biggest first."""
-        big = [(entry[1], path) for path, entry in self._old.items() if entry[1] >= min_size]
-        big.sort(reverse=True)
-        return [path for _size, path in big[:count]]
+    def largest(self, count: int) -> list[bytes]:
+        """The paths of the ``count`` biggest recorded files of at least ``big_size`` bytes, biggest first.
+
+        Collected while loading, so a tree of millions of files costs no second pass.
+        """
+        return [path for _size, path in sorted(self._big, reverse=True)[:count]]
 
     def _match(self, path: bytes, st: os.stat_result, index: Any) -> tuple[Chunks, int, Xattrs] | None:
         entry = self._old.get(path)
