@@ -578,3 +578,33 @@ def test_unchanged_files_keep_their_xattrs_and_an_xattr_change_is_seen(tmp_path:
             assert b"a-value-that-stays-out" not in path.read_bytes(), path
     assert os.getxattr(root / "edited", "user.e") == b"after"
     assert os.getxattr(root / "edited", "user.added") == b"new"
+
+
+# Counts listxattr calls on regular files (directories are always listed).
+_COUNT_FILE_XATTR_READS = """
+import atexit, os, stat, sys
+import vger.backup.archiver as archiver
+real = archiver.read_xattrs
+calls = [0]
+def counting(target):
+    if isinstance(target, bytes) and stat.S_ISREG(os.lstat(target).st_mode):
+        calls[0] += 1
+    return real(target)
+archiver.read_xattrs = counting
+atexit.register(lambda: print("file-xattr-reads", calls[0], file=sys.stderr))
+"""
+
+
+def test_no_change_backups_never_list_xattrs_of_files_known_to_have_none(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for n in range(30):
+        write_file(src / f"d{n % 3}" / f"f{n:02d}", f"file {n}\n".encode())
+    if not xattrs_supported(tmp_path):
+        pytest.skip("no user xattrs on this filesystem")
+    vger = make_runner(tmp_path, {"repositories": [{"url": str(tmp_path / "repo")}], "sources": [str(src)]})
+    vger.run("init")
+    vger.run("backup")
+    for _ in range(3):  # the state the cache records must survive being read back, every time
+        proc = vger.run_patched(_COUNT_FILE_XATTR_READS, "backup")
+        assert proc.returncode == 0, proc.stderr
+        assert "file-xattr-reads 0" in proc.stderr

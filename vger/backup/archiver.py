@@ -683,4 +683,6 @@ def _no_xattrs(xattrs: list[list[bytes]] | None) -> list[list[bytes]] | None:
     Values stay out of the cache folder (they can be security labels or
     capabilities); a file that has xattrs is listed again on every backup.
     """
-    return [] if xattrs == [] else None
+    # Read back from the cache, "none" is an empty tuple: it must stay "none",
+    # or every other no-change backup listed the xattrs of every file again.
+    return [] if xattrs is not None and len(xattrs) == 0 else None
