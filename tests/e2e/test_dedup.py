@@ -112,6 +112,33 @@ def test_unchanged_files_are_not_read_again(vger: Vger) -> None:
         assert (restored_root(dest, src) / name).read_bytes() == (src / name).read_bytes(), name
 
 
+def test_files_cache_is_rewritten_only_when_something_changed(vger: Vger) -> None:
+    src = vger.tmp / "src"
+    for n in range(20):
+        write_file(src / f"f{n:02d}.txt", f"file {n}\n".encode())
+    vger.run("init")
+    backup_stats(vger)
+    (cache_file,) = [p for p in (vger.tmp / "cache").rglob("files-*") if p.is_file()]
+
+    def state() -> tuple[int, int, bytes]:
+        st = cache_file.stat()
+        return st.st_ino, st.st_mtime_ns, cache_file.read_bytes()
+
+    before = state()
+    for _ in range(2):  # nothing changed: the file already says it all
+        assert backup_stats(vger)["cache_hits"] == 20
+        assert state() == before
+    write_file(src / "f03.txt", b"edited\n")
+    (src / "f07.txt").unlink()
+    assert backup_stats(vger)["cache_hits"] == 18
+    after_change = state()
+    assert after_change[0] != before[0] and after_change[2] != before[2]
+    # The deleted file's entry ages on every backup, so the cache keeps being rewritten until it expires,
+    # and every unchanged file still hits.
+    assert backup_stats(vger)["cache_hits"] == 19
+    assert state()[2] != after_change[2]
+
+
 def test_backup_dry_run_writes_nothing(vger: Vger) -> None:
     src = vger.tmp / "src"
     write_file(src / "a.txt", b"alpha\n")

@@ -441,9 +441,7 @@ class Archiver:
                         elif cached is not None:
                             item["chunks"] = cached  # (id, size) pairs; msgpack writes tuples as arrays
                             item["size"] = st.st_size
-                            cache.remember(
-                                entry.path, st, cached, _no_xattrs(known) if self.source.xattrs else None
-                            )
+                            cache.keep_hit(entry.path, self.source.xattrs)
                             stats.files += 1
                             stats.original_size += st.st_size
                             stats.compressed_size += cache.hit_stored

@@ -10,6 +10,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -115,12 +116,18 @@ class JsonProgress:
             self._emit()
 
 
-def make_progress(app: Any, description: str, total_bytes: int | None) -> Any:
-    """The right progress sink for this run: rich on a terminal, JSON lines with --json -v, else none."""
+def make_progress(app: Any, description: str, total_bytes: int | Callable[[], int | None] | None) -> Any:
+    """The right progress sink for this run: rich on a terminal, JSON lines with --json -v, else none.
+
+    ``total_bytes`` may be a function, called only when a display is shown:
+    guessing a backup's size reads every snapshot of the repository.
+    """
     from vger.cli.output import stdout_is_tty
 
     if app.json:
-        return JsonProgress(description, total_bytes) if app.verbose >= 1 else None
+        if app.verbose < 1:
+            return None
+        return JsonProgress(description, total_bytes() if callable(total_bytes) else total_bytes)
     if app.quiet or not stdout_is_tty():
         return None
-    return ProgressDisplay(description, total_bytes)
+    return ProgressDisplay(description, total_bytes() if callable(total_bytes) else total_bytes)

@@ -134,7 +134,7 @@ def _backup_one(
     app: App, cfg: RepositoryConfig, repo: Repository, source: SourceConfig, label: str, dry_run: bool
 ) -> BackupResult:
     archiver_progress = make_progress(
-        app, f"{source.label} -> {cfg.label}", _expected_size(repo, source.label)
+        app, f"{source.label} -> {cfg.label}", lambda: _expected_size(repo, source.label)
     )
     display: contextlib.AbstractContextManager[Any] = archiver_progress or contextlib.nullcontext()
     for path in source.paths:
