@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-
+from vger.crypto.blake2 import blake2b_256
 from vger.crypto.keys import CHUNK_ID_KEYED, CHUNK_ID_PLAIN
 from vger.interfaces import Buffer
 
@@ -11,7 +10,7 @@ ID_SIZE = 32
 
 
 class ChunkIdHasher:
-    """Computes chunk ids; ``hashlib.blake2b`` releases the GIL for buffers over 2 KiB."""
+    """Computes chunk ids; the hash releases the GIL (vger.crypto.blake2), so workers hash in parallel."""
 
     def __init__(self, scheme: str, key: bytes | None) -> None:
         if scheme == CHUNK_ID_KEYED:
@@ -25,4 +24,4 @@ class ChunkIdHasher:
         self.scheme = scheme
 
     def __call__(self, data: Buffer) -> bytes:
-        return hashlib.blake2b(data, digest_size=ID_SIZE, key=self._key).digest()
+        return blake2b_256(data, self._key)

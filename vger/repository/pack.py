@@ -15,13 +15,13 @@ without the key.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
+from vger.crypto.blake2 import blake2b_256, blake2b_256_stream
 from vger.crypto.envelope import ObjectType, seal, unseal
 from vger.errors import CorruptData
 from vger.interfaces import Cipher
@@ -75,14 +75,14 @@ class PackBuilder:
         sealed = seal(cipher, ObjectType.PACK_HEADER, header)
         parts = [*self.parts, sealed, _U32.pack(len(sealed))]
         self.parts = []
-        digest = hashlib.blake2b(digest_size=32)
+        digest = blake2b_256_stream()
         for part in parts:
-            digest.update(part)  # releases the GIL for parts over 2 KiB
+            digest.update(part)  # releases the GIL
         return digest.digest(), parts
 
 
 def pack_id_of(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=32).digest()
+    return blake2b_256(data)
 
 
 def header_length(tail: bytes, pack_size: int, what: str) -> int:

@@ -8,10 +8,12 @@ so after a power cut an object is either whole or absent.
 from __future__ import annotations
 
 import errno
+import mmap
 import os
 import secrets
 import stat
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlparse
@@ -38,40 +40,101 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-_IOV_MAX = 1024  # POSIX minimum for writev's vector length on Linux
-#: Parts are written as they arrive, in batches of about this size: a caller
-#: that hands them over at a pace (the rate limiter) gets smooth writes, and a
-#: part sequence that fails half-way is caught with the object still hidden.
-_BATCH_BYTES = 4 * 1024 * 1024
+def _write_full(fd: int, view: memoryview) -> None:
+    while len(view):
+        view = view[os.write(fd, view) :]
 
 
-def _writev_all(fd: int, views: list[memoryview]) -> None:
-    while views:
-        written = os.writev(fd, views[:_IOV_MAX])
-        # drop fully written buffers, trim a partially written one
-        while written and views:
-            head = views[0]
-            if written >= len(head):
-                written -= len(head)
-                views.pop(0)
-            else:
-                views[0] = head[written:]
-                written = 0
+#: Objects bigger than one staging buffer (packs, in practice) are written with
+#: O_DIRECT: straight from the buffer to the disk, not copied into the page
+#: cache. Filling fresh page-cache pages was a fifth of an initial backup's CPU
+#: (the kernel's copy, 0.27 GB/s on a VM whose host backs new guest pages
+#: lazily), and a backup's packs are not read back soon: caching them only
+#: pushed the user's own files out of memory. fsync still follows, as before.
+_STAGE_BYTES = 4 * 1024 * 1024
+#: O_DIRECT wants buffer, file offset and length aligned to the logical block
+#: size; 4 KiB covers the usual 512-byte and 4 KiB devices. Parts are written as
+#: they arrive, a buffer at a time: a caller that hands them over at a pace (the
+#: rate limiter) gets smooth writes, and a part sequence that fails half-way is
+#: caught with the object still hidden.
+_ALIGN = 4096
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
-def _write_all(fd: int, parts: Iterable[Buffer]) -> None:
-    batch: list[memoryview] = []
-    pending = 0
-    for part in parts:
-        if not len(part):
-            continue
-        view = memoryview(part).cast("B")
-        batch.append(view)
-        pending += len(view)
-        if pending >= _BATCH_BYTES or len(batch) >= _IOV_MAX:
-            _writev_all(fd, batch)
-            batch, pending = [], 0
-    _writev_all(fd, batch)
+class _StagedWriter:
+    """Copies parts into an aligned buffer and writes it out in full blocks.
+
+    The file starts buffered; when the first full buffer is written, O_DIRECT is
+    switched on (``fcntl``). Where the filesystem refuses it (tmpfs, some FUSE
+    and network mounts) the write is simply repeated buffered, and the backend
+    stops trying. The last partial block goes through the page cache, since
+    O_DIRECT cannot write a length that is not a block multiple.
+    """
+
+    def __init__(self, fd: int, stage: mmap.mmap, direct: bool) -> None:
+        self.fd = fd
+        self.stage = stage
+        self.view = memoryview(stage)
+        self.filled = 0
+        self.try_direct = direct and bool(_O_DIRECT)
+        self.direct = False
+        self.refused = False  # the filesystem said no to O_DIRECT
+
+    def write(self, part: Buffer) -> None:
+        src = memoryview(part).cast("B")
+        while len(src):
+            n = min(len(src), len(self.stage) - self.filled)
+            self.view[self.filled : self.filled + n] = src[:n]
+            self.filled += n
+            src = src[n:]
+            if self.filled == len(self.stage):
+                self._flush(self.filled)
+
+    def close(self) -> None:
+        """Write what is left: whole blocks as they came, the tail through the page cache."""
+        whole = self.filled - self.filled % _ALIGN if self.direct else 0
+        if whole:
+            self._flush(whole)
+        if self.filled:
+            self._set_direct(False)
+            _write_full(self.fd, self.view[: self.filled])
+            self.filled = 0
+        self.view.release()
+
+    def _flush(self, length: int) -> None:
+        if self.try_direct and not self.direct:
+            self.try_direct = False
+            self.direct = self._set_direct(True)
+        try:
+            _write_full(self.fd, self.view[:length])
+        except OSError as exc:
+            if not (self.direct and exc.errno == errno.EINVAL):
+                raise
+            # Accepted by fcntl, refused by the write (alignment, or the
+            # filesystem): nothing was written, so write it again buffered.
+            self._set_direct(False)
+            self.refused = True
+            _write_full(self.fd, self.view[:length])
+        rest = self.filled - length
+        if rest:
+            self.view[:rest] = self.view[length : self.filled]
+        self.filled = rest
+
+    def _set_direct(self, on: bool) -> bool:
+        if on == self.direct:
+            return on
+        import fcntl  # not on Windows; only reached where O_DIRECT exists
+
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        try:
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, (flags | _O_DIRECT) if on else (flags & ~_O_DIRECT))
+        except OSError:
+            if on:
+                self.refused = True
+                return False
+            raise
+        self.direct = on
+        return on
 
 
 def _map_os_error(exc: OSError, key: str, location: str) -> StorageError:
@@ -92,7 +155,14 @@ class FileBackend:
                 "type": "integer",
                 "minimum": 0,
                 "default": 0,
-            }
+            },
+            "direct_io": {
+                "description": "Write objects over 4 MiB (packs) with O_DIRECT, bypassing the page cache: "
+                "less CPU, and a backup does not push your files out of memory. Turned off by itself "
+                "where the filesystem does not support it.",
+                "type": "boolean",
+                "default": True,
+            },
         },
     }
     #: limits.io applies, not limits.network; one pack upload at a time (more did not help on disk).
@@ -108,6 +178,8 @@ class FileBackend:
         self.root = os.path.abspath(os.path.expanduser(path))
         self.options = dict(options)
         self._made_dirs: set[str] = set()
+        self._direct = bool(self.options.get("direct_io", True)) and bool(_O_DIRECT)
+        self._stages = threading.local()
 
     @property
     def location(self) -> str:
@@ -177,7 +249,7 @@ class FileBackend:
         self.put_parts(key, [data])
 
     def put_parts(self, key: str, parts: Sequence[Buffer]) -> None:
-        """Atomic write of consecutive buffers (``os.writev``, no joining in memory).
+        """Atomic write of consecutive buffers, staged a few MiB at a time (no joining in memory).
 
         Whatever goes wrong before the rename -- including the part sequence
         itself raising -- removes the temporary file, so nothing is visible.
@@ -189,7 +261,7 @@ class FileBackend:
             self._ensure_dir(folder)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                _write_all(fd, parts)
+                self._write_parts(fd, parts)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -207,6 +279,20 @@ class FileBackend:
                     f"{self.root} ({key}): the key clashes with an existing folder or object"
                 ) from exc
             raise _map_os_error(exc, key, self.root) from exc
+
+    def _write_parts(self, fd: int, parts: Sequence[Buffer]) -> None:
+        stage: mmap.mmap | None = getattr(self._stages, "buf", None)
+        if stage is None:
+            # page-aligned, as O_DIRECT needs, and reused: one per upload thread
+            stage = self._stages.buf = mmap.mmap(-1, _STAGE_BYTES)
+        writer = _StagedWriter(fd, stage, self._direct)
+        try:
+            for part in parts:
+                writer.write(part)
+            writer.close()
+        finally:
+            if writer.refused:
+                self._direct = False
 
     def exists(self, key: str) -> bool:
         # isfile, not exists: a folder is only the prefix of other keys.
