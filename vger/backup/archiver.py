@@ -27,19 +27,19 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from vger import __version__
 from vger.backup.blocks import content_cuts
 from vger.backup.dumps import DumpStorer
 from vger.backup.filecache import Chunks, FilesCache
-from vger.backup.metadata import base_item, item_type, read_xattrs
+from vger.backup.metadata import base_item, group_name, item_type, read_xattrs, user_name
 from vger.backup.processes import BlobCollector, SmallFileProcesses
 from vger.backup.scheduling import LargestFirstPool
 from vger.backup.walker import Walker, WalkOptions
 from vger.interfaces import Chunker, Compressor, DumpSource
 from vger.repository import format as fmt
-from vger.repository.items import ITEMS_AVG, ITEMS_MAX, ITEMS_MIN, Item, ItemStreamWriter
+from vger.repository.items import ITEMS_AVG, ITEMS_MAX, ITEMS_MIN, Item, ItemStreamWriter, without_path
 from vger.repository.repository import Repository
 from vger.repository.snapshot import Snapshot, SnapshotStats
 from vger.repository.writer import BlobWriter
@@ -110,7 +110,15 @@ class _Batch:
         self.future: Future[list[_FileOutcome]] | None = None
 
 
-_Pending = tuple[Item, "_Batch | None", int, os.stat_result, bytes]
+class _Reused(NamedTuple):
+    """An unchanged file's item as the files cache kept it: key count and the bytes after its path."""
+
+    keys: int
+    rest: bytes
+
+
+# (item, batch it waits for, slot in it, stat, path); a reused item comes with its relative path.
+_Pending = tuple[Item | _Reused, "_Batch | None", int, os.stat_result, bytes]
 
 
 class Archiver:
@@ -351,7 +359,13 @@ class Archiver:
         start = time.time()
         stats = SnapshotStats()
         result = BackupResult(self.source.label, None, stats, dry_run=self.dry_run)
-        cache = FilesCache(self.repo.id_hex, self.source.label, big_size=HEAD_START_SIZE)
+        cache = FilesCache(
+            self.repo.id_hex,
+            self.source.label,
+            big_size=HEAD_START_SIZE,
+            owner_names=(user_name, group_name),
+            xattrs_on=self.source.xattrs,
+        )
         cache.load()
         index = self.repo.index
         if self.dry_run:
@@ -406,6 +420,30 @@ class Archiver:
                     if kind is None:
                         continue
                     rel = entry.path.lstrip(b"/")
+                    if kind == "file" and st.st_nlink == 1:
+                        reused = cache.lookup_packed(entry.path, st, index)
+                        if reused is not None:
+                            # Unchanged, and its item would come out the same: reuse its bytes.
+                            stats.files += 1
+                            stats.original_size += st.st_size
+                            stats.compressed_size += cache.hit_stored
+                            if self.progress:
+                                self.progress.bytes_read(st.st_size)
+                                self.progress.file_done(entry.path, st.st_size)
+                            if pending:
+                                pending.append((_Reused(*reused), None, 0, st, rel))
+                                self._drain(
+                                    pool,
+                                    pending,
+                                    items,
+                                    cache,
+                                    stats,
+                                    result,
+                                    block=len(pending) > max_pending,
+                                )
+                            else:  # nothing before it is waiting: straight into the stream
+                                items.add_packed(reused[0], rel, reused[1])
+                            continue
                     item = base_item(rel, kind, st)
                     waits_on: _Batch | None = None
                     slot = 0
@@ -422,6 +460,8 @@ class Archiver:
                     worker_reads = kind == "file" and first is None and cached is None
                     # An unchanged file's xattrs come from the files cache (same ctime, same xattrs).
                     known: list[list[bytes]] | None = cache.hit_xattrs if cached is not None else None
+                    # slot 1 on an item that waits for nothing: keep its bytes in the files cache
+                    keep_packed = cached is not None and st.st_nlink == 1
                     if self.source.xattrs and not worker_reads:
                         xattrs = known
                         try:
@@ -432,6 +472,7 @@ class Archiver:
                                 (os.fsdecode(entry.path), f"cannot read xattrs: {exc.strerror}")
                             )
                             xattrs = []
+                            keep_packed = False
                         if xattrs:
                             item["xattrs"] = xattrs
                     if kind == "file":
@@ -442,6 +483,7 @@ class Archiver:
                             item["chunks"] = cached  # (id, size) pairs; msgpack writes tuples as arrays
                             item["size"] = st.st_size
                             cache.keep_hit(entry.path, self.source.xattrs)
+                            slot = int(keep_packed)
                             stats.files += 1
                             stats.original_size += st.st_size
                             stats.compressed_size += cache.hit_stored
@@ -588,6 +630,13 @@ class Archiver:
         """Write finished items in walk order; with ``block`` wait for the oldest."""
         while pending:
             item, waits_on, slot, st, path = pending[0]
+            if isinstance(item, _Reused):
+                pending.popleft()
+                items.add_packed(item.keys, path, item.rest)
+                if not everything:
+                    block = False
+                continue
+            keep_packed = slot == 1 and waits_on is None
             if waits_on is not None:
                 if waits_on.future is None:
                     if not block:
@@ -616,10 +665,15 @@ class Archiver:
                     cache.remember(
                         path, st, outcome.chunks, _no_xattrs(outcome.xattrs) if self.source.xattrs else None
                     )
+                    keep_packed = outcome.xattr_error is None and st.st_nlink == 1
                 if self.progress:
                     self.progress.file_done(path, outcome.size)
             pending.popleft()
-            items.add(item)
+            packed = items.add(item)
+            if keep_packed and "xattrs" not in item:  # xattr values never go into the (clear) cache
+                split = without_path(packed, item["path"])
+                if split is not None:
+                    cache.attach_packed(path, st, *split)
             if not everything:
                 block = False
 

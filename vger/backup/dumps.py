@@ -56,7 +56,7 @@ class _Writer(Protocol):
 
 
 class _Items(Protocol):
-    def add(self, item: Item) -> None: ...
+    def add(self, item: Item) -> object: ...
 
 
 class _Progress(Protocol):

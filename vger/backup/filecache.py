@@ -8,14 +8,25 @@ set from user space, so a file edited and then ``touch``ed back still gets read.
 One cache file per (repository, source label) under the user's cache folder,
 so concurrent backups of different sources never clobber each other's cache.
 Entries not seen for ``MAX_AGE`` backups are dropped.
+
+An entry also keeps its file's item as it was serialized into the last
+snapshot (all but the path), with the stat fields that went into it. When a
+file's ``lstat`` matches all of them, the backup appends those bytes to the
+item stream as they are: building and packing each item was about half of a
+no-change backup's per-file Python. Owner names are the one input not in the
+stat result, so the cache's first record holds the uid/gid -> name pairs the
+items were made with, and a renamed user or group turns the reuse off. Items
+with xattrs are never kept: the cache is not encrypted, and xattr values stay
+out of it (files with xattrs are rare, and take the ordinary path).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgpack
@@ -30,13 +41,27 @@ Chunks = Sequence[tuple[bytes, int]]  # lists when built, tuples when read back 
 # A file's xattrs as items store them; None: not recorded (xattrs were off, or
 # the entry predates this field) and must be read from the file.
 Xattrs = list[list[bytes]] | None
-_Entry = tuple[int, int, int, int, int, Chunks, Xattrs]
+# The item as last serialized, without its path: (mode, uid, gid, atime, key count, packed rest).
+Packed = tuple[int, int, int, int, int, bytes] | None
+# An entry is the record as stored, so loading keeps the unpacked tuples as they come:
+# (path, ino, size, mtime, ctime, age, chunks, xattrs, packed).
+_Entry = tuple[bytes, int, int, int, int, int, Chunks, Xattrs, Packed]
+_FIELDS = 9
+#: Bumped whenever the archiver's item layout changes: packed items from another layout are not reused.
+ITEM_LAYOUT = 1
 
 
 class FilesCache:
     """``big_size``: remember, while loading, which recorded files are at least this big (0: none)."""
 
-    def __init__(self, repo_id_hex: str, source_label: str, big_size: int = 0) -> None:
+    def __init__(
+        self,
+        repo_id_hex: str,
+        source_label: str,
+        big_size: int = 0,
+        owner_names: tuple[Callable[[int], str | None], Callable[[int], str | None]] | None = None,
+        xattrs_on: bool = True,
+    ) -> None:
         name = hashlib.blake2b(source_label.encode(), digest_size=8).hexdigest()
         self.path = cache_root() / repo_id_hex / f"files-{name}"
         self._old: dict[bytes, _Entry] = {}
@@ -46,24 +71,55 @@ class FilesCache:
         self.hit_stored = 0  # the stored (compressed) bytes of the last hit's chunks
         self._big_size = big_size
         self._big: list[tuple[int, bytes]] = []
-        self._hit: _Entry = (0, 0, 0, 0, 0, (), None)  # the last lookup's entry, for keep_hit
+        self._hit: _Entry = (b"", 0, 0, 0, 0, 0, (), None, None)  # the last lookup's entry, for keep_hit
+        # Packed items are reused only if made with the same layout, xattr setting and owner names.
+        self._names = owner_names
+        self._layout = {"items": ITEM_LAYOUT, "xattrs": xattrs_on}
+        self._reuse = owner_names is not None
+        self._header_changed = False
 
     def load(self) -> None:
         try:
             with open(self.path, "rb") as fh:
-                unpacker = msgpack.Unpacker(fh, raw=False, use_list=False, max_buffer_size=1 << 30)
-                big, big_size = self._big, self._big_size
-                for path, ino, size, mtime, ctime, age, chunks, *rest in unpacker:
-                    xattrs = rest[0] if rest else None
-                    self._old[path] = (ino, size, mtime, ctime, age, chunks, xattrs)
-                    if big_size and size >= big_size:
-                        big.append((size, path))
+                unpacker = msgpack.Unpacker(
+                    fh, raw=False, use_list=False, max_buffer_size=1 << 30, strict_map_key=False
+                )
+                first = next(unpacker, None)
+                rows: Iterator[Any] = unpacker
+                if isinstance(first, dict):
+                    self._check_header(first)
+                else:
+                    self._header_changed = True  # a cache from before packed items
+                    self._reuse = False
+                    rows = itertools.chain([first], unpacker) if first is not None else iter(())
+                old, reuse = self._old, self._reuse
+                for record in rows:
+                    if len(record) != _FIELDS or not reuse:
+                        record = _normalized(record, reuse)
+                    old[record[0]] = record
+            if self._big_size:
+                big_size = self._big_size
+                self._big = [(e[2], path) for path, e in self._old.items() if e[2] >= big_size]
         except FileNotFoundError:
             return
         except Exception:
             # A damaged cache only costs speed: start over rather than fail a backup.
             self._old.clear()
             self._big.clear()
+
+    def _check_header(self, header: dict[Any, Any]) -> None:
+        layout = {"items": header.get("items"), "xattrs": header.get("xattrs")}
+        names = self._names
+        if names is None or layout != self._layout:
+            self._reuse = False
+        else:
+            user_name, group_name = names
+            users, groups = header.get("users") or {}, header.get("groups") or {}
+            if any(user_name(uid) != name for uid, name in users.items()) or any(
+                group_name(gid) != name for gid, name in groups.items()
+            ):
+                self._reuse = False  # a user or group was renamed: items must be made afresh
+        self._header_changed = not self._reuse
 
     def lookup(self, path: bytes, st: os.stat_result, index: Any) -> Chunks | None:
         """The chunks of an unchanged file, or None; ``hit_xattrs`` then holds its xattrs.
@@ -79,9 +135,43 @@ class FilesCache:
         entry, stored = found
         self.hits += 1
         self._hit = entry
-        self.hit_xattrs = entry[6]
+        self.hit_xattrs = entry[7]
         self.hit_stored = stored
-        return entry[5]
+        return entry[6]
+
+    def lookup_packed(self, path: bytes, st: os.stat_result, index: Any) -> tuple[int, bytes] | None:
+        """``(key count, packed item without its path)`` of an unchanged file whose item would
+        come out the same, or None. A hit is carried over (no ``keep_hit`` needed)."""
+        entry = self._old.get(path)
+        if entry is None:
+            return None
+        _path, ino, size, mtime, ctime, age, chunks, _xattrs, packed = entry
+        if (
+            packed is None
+            or ino != st.st_ino
+            or size != st.st_size
+            or mtime != st.st_mtime_ns
+            or ctime != st.st_ctime_ns
+            or packed[3] != st.st_atime_ns
+            or packed[0] != st.st_mode
+            or packed[1] != st.st_uid
+            or packed[2] != st.st_gid
+        ):
+            return None
+        stored = index.stored_total(chunks) if chunks else 0
+        if chunks and not stored:
+            return None  # a chunk is gone (compact, another repository state)
+        self.hits += 1
+        self.hit_stored = stored
+        self._new[path] = entry if not age else (path, ino, size, mtime, ctime, 0, chunks, _xattrs, packed)
+        return packed[4], packed[5]
+
+    def attach_packed(self, path: bytes, st: os.stat_result, count: int, rest: bytes) -> None:
+        """Keep ``path``'s freshly packed item with the entry this backup made for it."""
+        entry = self._new.get(path)
+        if entry is not None and self._names is not None:
+            packed = (st.st_mode, st.st_uid, st.st_gid, st.st_atime_ns, count, rest)
+            self._new[path] = (*entry[:8], packed)
 
     def changed(self, path: bytes, st: os.stat_result, index: Any) -> bool:
         """Whether ``lookup`` would miss, without counting it as a lookup."""
@@ -90,7 +180,7 @@ class FilesCache:
     def largest(self, count: int) -> list[bytes]:
         """The paths of the ``count`` biggest recorded files of at least ``big_size`` bytes, biggest first.
 
-        Collected while loading, so a tree of millions of files costs no second pass.
+        Collected right after loading, in one pass over the entries.
         """
         return [path for _size, path in sorted(self._big, reverse=True)[:count]]
 
@@ -98,16 +188,12 @@ class FilesCache:
         entry = self._old.get(path)
         if entry is None:
             return None
-        ino, size, mtime, ctime, _age, chunks, _xattrs = entry
+        _path, ino, size, mtime, ctime, _age, chunks, _xattrs, _packed = entry
         if (ino, size, mtime, ctime) != (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
             return None
-        stored = 0
-        stored_length = index.stored_length
-        for chunk_id, _ in chunks:
-            length = stored_length(chunk_id)
-            if not length:
-                return None  # the chunk is gone (compact, another repository state)
-            stored += length
+        stored = index.stored_total(chunks) if chunks else 0
+        if chunks and not stored:
+            return None  # a chunk is gone (compact, another repository state)
         return entry, stored
 
     def keep_hit(self, path: bytes, xattrs_on: bool) -> None:
@@ -119,31 +205,60 @@ class FilesCache:
         The caller's ``lookup`` of ``path`` must just have hit.
         """
         entry = self._hit
-        xattrs = entry[6]
+        xattrs = entry[7]
         # Only "none" is ever carried (values from an older cache are dropped).
         kept = xattrs if xattrs_on and xattrs is not None and len(xattrs) == 0 else None
-        if entry[4] or kept is not xattrs:
-            entry = (*entry[:4], 0, entry[5], kept)
+        if entry[5] or kept is not xattrs:
+            entry = (*entry[:5], 0, entry[6], kept, entry[8])
         self._new[path] = entry
 
     def remember(self, path: bytes, st: os.stat_result, chunks: Chunks, xattrs: Xattrs = None) -> None:
-        self._new[path] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, 0, chunks, xattrs)
+        self._new[path] = (
+            path,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ctime_ns,
+            0,
+            chunks,
+            xattrs,
+            None,
+        )
+
+    def _header(self, records: list[_Entry]) -> dict[str, Any]:
+        """The owner names every packed item was made with (see the module docstring)."""
+        header: dict[str, Any] = dict(self._layout)
+        if self._names is not None:
+            user_name, group_name = self._names
+            uids = {r[8][1] for r in records if r[8] is not None}
+            gids = {r[8][2] for r in records if r[8] is not None}
+            header["users"] = {uid: user_name(uid) for uid in uids}
+            header["groups"] = {gid: group_name(gid) for gid in gids}
+        return header
 
     def save(self) -> None:
         """Write atomically; ageing entries that this backup did not see."""
         new = self._new
-        if len(new) == len(self._old) and all(new.get(p) is e for p, e in self._old.items()):
+        if (
+            not self._header_changed
+            and len(new) == len(self._old)
+            and all(new.get(p) is e for p, e in self._old.items())
+        ):
             return  # every entry was a hit carried over as it was: the file already says this
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        records = list(new.values())
+        records += [
+            (*e[:5], e[5] + 1, *e[6:])
+            for path, e in self._old.items()
+            if path not in new and e[5] + 1 < MAX_AGE
+        ]
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".files-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 packer = msgpack.Packer(use_bin_type=True)
-                for path, (ino, size, mtime, ctime, age, chunks, xattrs) in self._new.items():
-                    fh.write(packer.pack((path, ino, size, mtime, ctime, age, chunks, xattrs)))
-                for path, (ino, size, mtime, ctime, age, chunks, xattrs) in self._old.items():
-                    if path not in self._new and age + 1 < MAX_AGE:
-                        fh.write(packer.pack((path, ino, size, mtime, ctime, age + 1, chunks, xattrs)))
+                fh.write(packer.pack(self._header(records)))
+                for record in records:
+                    fh.write(packer.pack(record))
             os.replace(tmp, self.path)
         except BaseException:
             try:
@@ -151,3 +266,12 @@ class FilesCache:
             except OSError:
                 pass
             raise
+
+
+def _normalized(record: tuple[Any, ...], reuse: bool) -> _Entry:
+    """An entry from a record of an older cache (no xattrs or packed item) or one whose
+    packed item may not be reused."""
+    path, ino, size, mtime, ctime, age, chunks, *rest = record
+    xattrs = rest[0] if rest else None
+    packed = rest[1] if reuse and len(rest) > 1 else None
+    return (path, ino, size, mtime, ctime, age, chunks, xattrs, packed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,21 @@ class ChunkIndex:
     def stored_length(self, chunk_id: bytes) -> int:
         raw = self._entries.get(chunk_id)
         return raw[3] if raw else 0
+
+    def stored_total(self, chunks: Iterable[tuple[bytes, int]]) -> int:
+        """The stored bytes of a file's ``(chunk id, size)`` list; 0 if any chunk is missing.
+
+        One call per file instead of one per chunk: the files cache checks every
+        chunk of every unchanged file, so this is on a no-change backup's hot path.
+        """
+        get = self._entries.get
+        total = 0
+        for chunk_id, _size in chunks:
+            raw = get(chunk_id)
+            if raw is None:
+                return 0
+            total += raw[3]
+        return total
 
     def items(self) -> Iterator[tuple[bytes, IndexEntry]]:
         for chunk_id, (number, blob_type, offset, length, plain) in self._entries.items():

@@ -57,10 +57,24 @@ class ItemStreamWriter:
         self.chunk_ids: list[bytes] = []
         self.count = 0
 
-    def add(self, item: Item) -> None:
-        self._buffer += self._packer.pack(item)
+    def add(self, item: Item) -> bytes:
+        """Append one item; returns its serialized form (the files cache keeps it, see ``without_path``)."""
+        packed = self._packer.pack(item)
+        self._buffer += packed
         self.count += 1
         if len(self._buffer) >= _FLUSH_AT:
+            self._cut(final=False)
+        return packed
+
+    def add_packed(self, count: int, path: bytes, rest: bytes) -> None:
+        """Append an item serialized earlier, given as ``without_path`` split it."""
+        buffer = self._buffer
+        length = len(path)
+        buffer += _PATH_HEADS[count][length] if length < 0x100 else _PATH_PREFIX[count] + _bin_header(length)
+        buffer += path
+        buffer += rest
+        self.count += 1
+        if len(buffer) >= _FLUSH_AT:
             self._cut(final=False)
 
     def _cut(self, final: bool) -> None:
@@ -78,6 +92,32 @@ class ItemStreamWriter:
     def finish(self) -> list[bytes]:
         self._cut(final=True)
         return self.chunk_ids
+
+
+# A serialized item starts with its map header and the "path" key (items are
+# built with the path first and never have more than 15 keys: a fixmap).
+_PATH_PREFIX = [bytes((0x80 | n,)) + b"\xa4path" for n in range(16)]
+# ... followed by the path's bin header: precomputed for paths under 256 bytes
+_PATH_HEADS = [[prefix + bytes((0xC4, length)) for length in range(0x100)] for prefix in _PATH_PREFIX]
+
+
+def _bin_header(length: int) -> bytes:
+    if length < 0x100:
+        return bytes((0xC4, length))
+    if length < 0x10000:
+        return b"\xc5" + length.to_bytes(2, "big")
+    return b"\xc6" + length.to_bytes(4, "big")
+
+
+def without_path(packed: bytes, path: bytes) -> tuple[int, bytes] | None:
+    """Split a serialized item into (key count, everything after its path); None if it has another shape."""
+    count = packed[0] - 0x80 if packed else -1
+    if not 0 < count < 16:
+        return None
+    head = _PATH_PREFIX[count] + _bin_header(len(path)) + path
+    if not packed.startswith(head):
+        return None
+    return count, packed[len(head) :]
 
 
 def iter_items(chunk_ids: Iterable[bytes], fetch: Callable[[bytes], bytes]) -> Iterator[Item]:
