@@ -34,6 +34,7 @@ from vger.repository import format as fmt
 from vger.repository.items import Item, display_path
 from vger.repository.repository import Repository
 from vger.repository.snapshot import Snapshot
+from vger.restore.direct import DirectWriter
 from vger.restore.reads import Blob, Run, plan_runs
 from vger.restore.safety import SafeTree, checked_relpath
 
@@ -117,6 +118,7 @@ class Restorer:
         self.restore_owner = os.geteuid() == 0 if restore_owner is None else restore_owner
         self.xattrs = xattrs
         self._abort = threading.Event()
+        self._direct = DirectWriter()
         self._pool: ThreadPoolExecutor | None = None
         self._batch: list[_FileJob] = []
         self._batch_bytes = 0
@@ -490,13 +492,8 @@ class Restorer:
             if len(data) != plain_size:
                 job.fail(IntegrityError(f"chunk {blob.chunk_id.hex()[:16]} has the wrong size"))
                 continue
-            view = memoryview(data)
-            position = offset
             try:
-                while view:
-                    written = os.pwrite(job.fd, view, position)
-                    position += written
-                    view = view[written:]
+                self._direct.write_at(job.fd, memoryview(data), offset)
             except OSError as exc:
                 job.fail(exc)
                 continue
