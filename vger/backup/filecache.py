@@ -257,8 +257,7 @@ class FilesCache:
             with os.fdopen(fd, "wb") as fh:
                 packer = msgpack.Packer(use_bin_type=True)
                 fh.write(packer.pack(self._header(records)))
-                for record in records:
-                    fh.write(packer.pack(record))
+                fh.write(b"".join(map(packer.pack, records)))
             os.replace(tmp, self.path)
         except BaseException:
             try:

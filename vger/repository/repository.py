@@ -175,8 +175,7 @@ class Repository:
     def _load_index(self) -> ChunkIndex:
         index = ChunkIndex()
         for key in self.index_segment_keys():
-            for chunk_id, pack_id, blob_type, offset, length, plain in self.read_index_segment(key):
-                index.add(chunk_id, pack_id, blob_type, offset, length, plain)
+            index.add_segment(self.unseal(ObjectType.INDEX, self.backend.get(key), what=key), key)
         return index
 
     def read_index_segment(self, key: str) -> Iterator[tuple[bytes, bytes, int, int, int, int]]:
