@@ -18,13 +18,13 @@ import importlib
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vger import __version__
+from vger.cachedir import new_temp_file
 
 _FORMAT = 1
 _SETTLE_NS = 2_000_000_000
@@ -125,7 +125,7 @@ def _write(memo: Path, state: list[list[Any]], found: tuple[FoundEntryPoint, ...
     }
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=".entry-points-")
+        fd, tmp = new_temp_file(memo.parent, ".entry-points-")
     except OSError:
         return  # a read-only cache folder only costs the scan next time
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 _M_ARENA_MAX = -8  # glibc <malloc.h>
 
@@ -19,8 +18,9 @@ def limit_malloc_arenas(count: int = 1) -> bool:
     Returns False where the C library has no ``mallopt`` (musl, macOS).
     """
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
-        mallopt = libc.mallopt
+        # The process's own symbols include the C library's: no ctypes.util.find_library,
+        # which runs `ldconfig -p` and imports shutil and tempfile (20 ms of every command).
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

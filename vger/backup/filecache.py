@@ -25,15 +25,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgpack
 
-from vger.cachedir import CACHE_ENV, cache_root
-
-__all__ = ["CACHE_ENV", "FilesCache", "cache_root"]
+from vger.cachedir import cache_root, new_temp_file
 
 MAX_AGE = 20
 
@@ -252,7 +249,7 @@ class FilesCache:
             for path, e in self._old.items()
             if path not in new and e[5] + 1 < MAX_AGE
         ]
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".files-")
+        fd, tmp = new_temp_file(self.path.parent, ".files-")
         try:
             with os.fdopen(fd, "wb") as fh:
                 packer = msgpack.Packer(use_bin_type=True)
