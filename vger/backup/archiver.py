@@ -336,7 +336,7 @@ class Archiver:
             del pieces, results
             carry = filled - pos
             if carry:
-                view[:carry] = bytes(view[pos:filled])
+                buf.move(0, pos, carry)  # in place: no 2 MiB temporary on every block
             if eof:
                 break
         return _FileOutcome(chunks, total, compressed, deduplicated)
