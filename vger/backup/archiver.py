@@ -137,8 +137,10 @@ class Archiver:
         label: str = "",
         progress: Progress | None = None,
         dry_run: bool = False,
+        files_cache: FilesCache | None = None,
     ) -> None:
         self.repo = repo
+        self.files_cache = files_cache  # loaded ahead (load_files_cache), or None: load it in run()
         self.chunker = chunker
         self.compressor = compressor
         self.meta_chunker = meta_chunker_factory(ITEMS_MIN, ITEMS_AVG, ITEMS_MAX)
@@ -359,14 +361,7 @@ class Archiver:
         start = time.time()
         stats = SnapshotStats()
         result = BackupResult(self.source.label, None, stats, dry_run=self.dry_run)
-        cache = FilesCache(
-            self.repo.id_hex,
-            self.source.label,
-            big_size=HEAD_START_SIZE,
-            owner_names=(user_name, group_name),
-            xattrs_on=self.source.xattrs,
-        )
-        cache.load()
+        cache = self.files_cache or load_files_cache(self.repo.id_hex, self.source.label, self.source.xattrs)
         index = self.repo.index
         if self.dry_run:
             self._dry_run(result, cache, index)
@@ -692,6 +687,19 @@ class Archiver:
                     result.bytes_read += entry.st.st_size
         result.errors.extend((os.fsdecode(e.path), e.message) for e in walker.errors)
         result.cache_hits = cache.hits
+
+
+def load_files_cache(repo_id_hex: str, label: str, xattrs: bool) -> FilesCache:
+    """A source's files cache, loaded; a backup may load it ahead, while the key is derived."""
+    cache = FilesCache(
+        repo_id_hex,
+        label,
+        big_size=HEAD_START_SIZE,
+        owner_names=(user_name, group_name),
+        xattrs_on=xattrs,
+    )
+    cache.load()
+    return cache
 
 
 def _username() -> str:

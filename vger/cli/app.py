@@ -6,7 +6,7 @@ import contextlib
 import inspect
 import logging
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -20,6 +20,7 @@ from vger.interfaces import Chunker, Compressor
 from vger.lifecycle import CommandContext, lifecycle
 from vger.monitoring import MonitoringFanOut
 from vger.pluginmanager import Registry, load_plugins
+from vger.repository.format import RepoConfig
 from vger.repository.repository import Repository
 from vger.storage import open_backend
 
@@ -141,7 +142,9 @@ class App:
             enc.passphrase, enc.passcommand, confirm=confirm, what=f"repository {repo.label}"
         )
 
-    def open_repo(self, repo: RepositoryConfig) -> Repository:
+    def open_repo(
+        self, repo: RepositoryConfig, meanwhile: Callable[[RepoConfig], None] | None = None
+    ) -> Repository:
         backend = self.backend(repo)
         opened = Repository.open(
             backend,
@@ -149,6 +152,7 @@ class App:
             self.passphrase(repo),
             allow_unencrypted=repo.encryption.mode == "none",
             label=repo.label,
+            meanwhile=meanwhile,
         )
         self._opened.append(opened)
         return opened

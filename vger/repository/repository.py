@@ -98,8 +98,16 @@ class Repository:
         *,
         allow_unencrypted: bool,
         label: str = "",
+        meanwhile: Callable[[fmt.RepoConfig], None] | None = None,
     ) -> Repository:
-        """Open and authenticate; ``allow_unencrypted`` is True only if the user chose mode none."""
+        """Open and authenticate; ``allow_unencrypted`` is True only if the user chose mode none.
+
+        ``meanwhile(config)`` runs on this thread while the key is derived on
+        another: Argon2id (0.15-0.2 s on purpose) releases the GIL, so work that
+        needs the repository's id but not its key (loading the files cache)
+        costs no extra time. It must be free of side effects outside vger's
+        cache: it has run even if the passphrase then turns out wrong.
+        """
         try:
             raw = backend.get(fmt.CONFIG_KEY)
         except ObjectNotFound:
@@ -120,12 +128,18 @@ class Repository:
                     "created it with `encryption: {mode: none}`, say so in the config (refusing, as this "
                     "could be a downgrade attack)"
                 )
+            if meanwhile is not None:
+                meanwhile(config)
             return cls(backend, registry, config, None, label)
         if not has_key:
             raise RepositoryError(
                 f"{backend.location}: the key file keys/repokey is missing; restore it with `vger key import`"
             )
-        key = unwrap_key(backend.get(fmt.KEY_FILE_KEY), passphrase())
+        key_file, secret = backend.get(fmt.KEY_FILE_KEY), passphrase()
+        if meanwhile is None:
+            key = unwrap_key(key_file, secret)
+        else:
+            key = _unwrap_meanwhile(key_file, secret, config, meanwhile)
         if (
             key.repo_id != config.repo_id
             or key.cipher != config.cipher
@@ -327,3 +341,26 @@ def import_key_text(backend: StorageBackend, text: str, passphrase: PassphraseFn
     if key.repo_id != config.repo_id or key.cipher != config.cipher:
         raise IntegrityError("the key does not match this repository's config")
     backend.put(fmt.KEY_FILE_KEY, blob)
+
+
+def _unwrap_meanwhile(
+    key_file: bytes, secret: str, config: fmt.RepoConfig, meanwhile: Callable[[fmt.RepoConfig], None]
+) -> MasterKey:
+    outcome: list[MasterKey | BaseException] = []
+
+    def derive() -> None:
+        try:
+            outcome.append(unwrap_key(key_file, secret))
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=derive, name="vger-key", daemon=True)
+    worker.start()
+    try:
+        meanwhile(config)
+    finally:
+        worker.join()
+    (result,) = outcome
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from typing import Any
 
 import click
 
-from vger.backup.archiver import Archiver, BackupResult, SourceSpec
+from vger.backup.archiver import Archiver, BackupResult, SourceSpec, load_files_cache
 from vger.backup.dumps import build_sources, check_no_collision, dump_entries
+from vger.backup.filecache import FilesCache
 from vger.backup.walker import WalkOptions
 from vger.cli.app import App
 from vger.cli.output import emit_json, error_line, human_size, json_option, warn
 from vger.cli.progress import make_progress
 from vger.config.model import RepositoryConfig, SourceConfig
 from vger.errors import EXIT_ERROR, EXIT_PARTIAL, VgerError
+from vger.repository.format import RepoConfig
 from vger.repository.locks import SHARED, locked
 from vger.repository.repository import Repository
 
@@ -95,12 +98,16 @@ def run_backup(
             # One lifecycle step per repository, one per source inside it: the
             # repository's and the source's hooks run around them (docs/hooks.md).
             with app.step("backup", repository=cfg.label) as repo_step:
-                repo = app.open_repo(cfg)
+                # The first source's files cache loads while the key is derived.
+                ahead: dict[str, FilesCache] = {}
+                repo = app.open_repo(cfg, meanwhile=functools.partial(_load_ahead, ahead, sources[0]))
                 failed = 0
                 for source in sources:
                     try:
                         with app.step("backup", repository=cfg.label, source=source) as step:
-                            result = _backup_one(app, cfg, repo, source, label, dry_run)
+                            result = _backup_one(
+                                app, cfg, repo, source, label, dry_run, ahead.pop(source.label, None)
+                            )
                             step.result.update(result_doc(cfg, result))
                     except VgerError as exc:
                         error_line(f"{cfg.label}: source {source.label}: {exc}")
@@ -126,12 +133,22 @@ def run_backup(
     return exit_code
 
 
+def _load_ahead(into: dict[str, FilesCache], source: SourceConfig, config: RepoConfig) -> None:
+    into[source.label] = load_files_cache(config.repo_id.hex(), source.label, source.xattrs)
+
+
 class _SourcesFailed(VgerError):
     """Ends a repository's step as failed (its ``failed`` hooks run) once its sources were tried."""
 
 
 def _backup_one(
-    app: App, cfg: RepositoryConfig, repo: Repository, source: SourceConfig, label: str, dry_run: bool
+    app: App,
+    cfg: RepositoryConfig,
+    repo: Repository,
+    source: SourceConfig,
+    label: str,
+    dry_run: bool,
+    files_cache: FilesCache | None = None,
 ) -> BackupResult:
     archiver_progress = make_progress(
         app, f"{source.label} -> {cfg.label}", lambda: _expected_size(repo, source.label)
@@ -153,6 +170,7 @@ def _backup_one(
             label=label,
             progress=archiver_progress,
             dry_run=dry_run,
+            files_cache=files_cache,
         )
         return archiver.run()
 
