@@ -114,7 +114,7 @@ class _Reused(NamedTuple):
     """An unchanged file's item as the files cache kept it: key count and the bytes after its path."""
 
     keys: int
-    rest: bytes
+    rest: bytes | memoryview
 
 
 # (item, batch it waits for, slot in it, stat, path); a reused item comes with its relative path.

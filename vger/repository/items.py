@@ -66,7 +66,7 @@ class ItemStreamWriter:
             self._cut(final=False)
         return packed
 
-    def add_packed(self, count: int, path: bytes, rest: bytes) -> None:
+    def add_packed(self, count: int, path: bytes, rest: bytes | memoryview) -> None:
         """Append an item serialized earlier, given as ``without_path`` split it."""
         buffer = self._buffer
         length = len(path)
