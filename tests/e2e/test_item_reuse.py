@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from conftest import Vger, restored_root, write_file
 from e2e.helpers import json_out, user_xattrs, xattrs_supported
 
@@ -80,8 +81,6 @@ def test_a_file_read_since_the_last_backup_gets_its_new_atime(vger: Vger) -> Non
     target.read_bytes()
     after = target.stat()
     if after.st_atime_ns == before.st_atime_ns:
-        import pytest
-
         pytest.skip("this filesystem does not update atimes on read (noatime)")
     assert after.st_ctime_ns == before.st_ctime_ns
     stats = backup_stats(vger)
@@ -96,62 +95,48 @@ def _cache(tmp: Path, owners: dict[int, str]) -> FilesCache:
     return FilesCache("00" * 32, "src", owner_names=(name, name))
 
 
-def test_a_renamed_owner_turns_the_reuse_off(tmp_path: Path, monkeypatch: object) -> None:
-    os.environ["VGER_CACHE_DIR"] = str(tmp_path / "cache")
-    try:
-        path = tmp_path / "f"
-        path.write_bytes(b"x")
-        st = os.lstat(path)
-        index = ChunkIndex()
-        index.add(b"c" * 32, b"p" * 32, 0, 0, 10, 1)
-        first = _cache(tmp_path, {st.st_uid: "ann", st.st_gid: "ann"})
-        first.load()
-        first.remember(bytes(path), st, [(b"c" * 32, 1)], [])
-        first.attach_packed(bytes(path), st, 12, b"made when the owner was ann")
-        first.save()
-
-        same = _cache(tmp_path, {st.st_uid: "ann", st.st_gid: "ann"})
-        same.load()
-        assert same.lookup_packed(bytes(path), st, index) == (12, b"made when the owner was ann")
-
-        renamed = _cache(tmp_path, {st.st_uid: "bob", st.st_gid: "bob"})
-        renamed.load()
-        assert renamed.lookup_packed(bytes(path), st, index) is None
-        assert renamed.lookup(bytes(path), st, index) == ((b"c" * 32, 1),)  # the content is still known
-    finally:
-        del os.environ["VGER_CACHE_DIR"]
+def _one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, os.stat_result, ChunkIndex]:
+    monkeypatch.setenv("VGER_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    index = ChunkIndex()
+    index.add(b"c" * 32, b"p" * 32, 0, 0, 10, 1)
+    return path, os.lstat(path), index
 
 
-def test_a_cache_from_before_item_reuse_still_hits_and_is_upgraded(tmp_path: Path) -> None:
+def test_a_renamed_owner_turns_the_reuse_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, st, index = _one_file(tmp_path, monkeypatch)
+    first = _cache(tmp_path, {st.st_uid: "ann", st.st_gid: "ann"})
+    first.load()
+    first.remember(bytes(path), st, [(b"c" * 32, 1)], [])
+    first.attach_packed(bytes(path), st, 12, b"made when the owner was ann")
+    first.save()
+
+    same = _cache(tmp_path, {st.st_uid: "ann", st.st_gid: "ann"})
+    same.load()
+    assert same.lookup_packed(bytes(path), st, index) == (12, b"made when the owner was ann")
+
+    renamed = _cache(tmp_path, {st.st_uid: "bob", st.st_gid: "bob"})
+    renamed.load()
+    assert renamed.lookup_packed(bytes(path), st, index) is None
+    assert renamed.lookup(bytes(path), st, index) == ((b"c" * 32, 1),)  # the content is still known
+
+
+def test_a_cache_from_before_item_reuse_still_hits_and_is_upgraded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import msgpack
 
-    os.environ["VGER_CACHE_DIR"] = str(tmp_path / "cache")
-    try:
-        path = tmp_path / "f"
-        path.write_bytes(b"x")
-        st = os.lstat(path)
-        index = ChunkIndex()
-        index.add(b"c" * 32, b"p" * 32, 0, 0, 10, 1)
-        cache = _cache(tmp_path, {st.st_uid: "ann", st.st_gid: "ann"})
-        cache.path.parent.mkdir(parents=True)
-        old_record = (
-            bytes(path),
-            st.st_ino,
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ctime_ns,
-            0,
-            [[b"c" * 32, 1]],
-            [],
-        )
-        cache.path.write_bytes(msgpack.packb(old_record, use_bin_type=True))
-        cache.load()
-        assert cache.lookup_packed(bytes(path), st, index) is None
-        assert cache.lookup(bytes(path), st, index) == ((b"c" * 32, 1),)
-        cache.keep_hit(bytes(path), True)
-        cache.save()  # rewritten with a header, though every entry was carried over
-        with open(cache.path, "rb") as fh:
-            first = next(msgpack.Unpacker(fh, raw=False, strict_map_key=False))
-        assert isinstance(first, dict) and first["items"] >= 1
-    finally:
-        del os.environ["VGER_CACHE_DIR"]
+    path, st, index = _one_file(tmp_path, monkeypatch)
+    cache = _cache(tmp_path, {st.st_uid: "ann", st.st_gid: "ann"})
+    cache.path.parent.mkdir(parents=True)
+    old_record = (bytes(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, 0, [[b"c" * 32, 1]], [])
+    cache.path.write_bytes(msgpack.packb(old_record, use_bin_type=True))
+    cache.load()
+    assert cache.lookup_packed(bytes(path), st, index) is None
+    assert cache.lookup(bytes(path), st, index) == ((b"c" * 32, 1),)
+    cache.keep_hit(bytes(path), True)
+    cache.save()  # rewritten with a header, though every entry was carried over
+    with open(cache.path, "rb") as fh:
+        first = next(msgpack.Unpacker(fh, raw=False, strict_map_key=False))
+    assert isinstance(first, dict) and first["items"] >= 1

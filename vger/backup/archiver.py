@@ -419,12 +419,7 @@ class Archiver:
                         reused = cache.lookup_packed(entry.path, st, index)
                         if reused is not None:
                             # Unchanged, and its item would come out the same: reuse its bytes.
-                            stats.files += 1
-                            stats.original_size += st.st_size
-                            stats.compressed_size += cache.hit_stored
-                            if self.progress:
-                                self.progress.bytes_read(st.st_size)
-                                self.progress.file_done(entry.path, st.st_size)
+                            self._count_hit(stats, entry.path, st.st_size, cache.hit_stored)
                             if pending:
                                 pending.append((_Reused(*reused), None, 0, st, rel))
                                 self._drain(
@@ -479,12 +474,7 @@ class Archiver:
                             item["size"] = st.st_size
                             cache.keep_hit(entry.path, self.source.xattrs)
                             slot = int(keep_packed)
-                            stats.files += 1
-                            stats.original_size += st.st_size
-                            stats.compressed_size += cache.hit_stored
-                            if self.progress:
-                                self.progress.bytes_read(st.st_size)
-                                self.progress.file_done(entry.path, st.st_size)
+                            self._count_hit(stats, entry.path, st.st_size, cache.hit_stored)
                         else:
                             result.files_read += 1
                             started = early.pop(entry.path, None) if early else None
@@ -571,6 +561,15 @@ class Archiver:
         result.new_chunks = writer.new_chunks
         result.duration = time.time() - start
         return result
+
+    def _count_hit(self, stats: SnapshotStats, path: bytes, size: int, stored: int) -> None:
+        """A file taken from the files cache: counted as if read, without reading it."""
+        stats.files += 1
+        stats.original_size += size
+        stats.compressed_size += stored
+        if self.progress:
+            self.progress.bytes_read(size)
+            self.progress.file_done(path, size)
 
     def _head_start(
         self, cache: FilesCache, index: Any, pool: LargestFirstPool
