@@ -140,3 +140,23 @@ def test_a_cache_from_before_item_reuse_still_hits_and_is_upgraded(
     with open(cache.path, "rb") as fh:
         first = next(msgpack.Unpacker(fh, raw=False, strict_map_key=False))
     assert isinstance(first, dict) and first["items"] >= 1
+
+
+def test_a_damaged_kept_item_only_costs_speed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import msgpack
+
+    path, st, index = _one_file(tmp_path, monkeypatch)
+    first = _cache(tmp_path, {st.st_uid: "ann", st.st_gid: "ann"})
+    first.remember(bytes(path), st, [(b"c" * 32, 1)], [])
+    first.attach_packed(bytes(path), st, 12, b"rest")
+    first.save()
+    with open(first.path, "rb") as fh:
+        header, record = msgpack.Unpacker(fh, raw=False, strict_map_key=False, use_list=False)
+    for damage in (7, b"short"):
+        first.path.write_bytes(msgpack.packb(header) + msgpack.packb((*record[:8], damage)))
+        cache = _cache(tmp_path, {st.st_uid: "ann", st.st_gid: "ann"})
+        cache.load()
+        assert cache.lookup_packed(bytes(path), st, index) is None
+        assert cache.lookup(bytes(path), st, index) == ((b"c" * 32, 1),)
+        cache.keep_hit(bytes(path), True)
+        cache.save()

@@ -98,6 +98,10 @@ class FilesCache:
                 for record in rows:
                     if len(record) != _FIELDS or not reuse:
                         record = _normalized(record, reuse)
+                    elif record[8] is not None and (
+                        record[8].__class__ is not bytes or len(record[8]) <= _COUNT_AT
+                    ):
+                        record = (*record[:8], None)  # a damaged kept item: make it afresh
                     old[record[0]] = record
             if self._big_size:
                 big_size = self._big_size
