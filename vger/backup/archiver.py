@@ -361,7 +361,9 @@ class Archiver:
         start = time.time()
         stats = SnapshotStats()
         result = BackupResult(self.source.label, None, stats, dry_run=self.dry_run)
-        cache = self.files_cache or load_files_cache(self.repo.id_hex, self.source.label, self.source.xattrs)
+        cache = self.files_cache
+        if cache is None:
+            cache = load_files_cache(self.repo.id_hex, self.source.label, self.source.xattrs)
         index = self.repo.index
         if self.dry_run:
             self._dry_run(result, cache, index)
