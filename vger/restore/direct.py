@@ -19,10 +19,10 @@ import mmap
 import os
 import threading
 
-ALIGN = 4096
+from vger.directio import ALIGN, O_DIRECT, set_direct
+
 #: Chunks smaller than this are written through the page cache.
 DIRECT_MIN = 256 * 1024
-_O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
 def pwrite_all(fd: int, view: memoryview, position: int) -> None:
@@ -36,7 +36,7 @@ class DirectWriter:
     """``write_at`` for many threads; each thread has its own aligned staging buffer."""
 
     def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled and bool(_O_DIRECT)
+        self.enabled = enabled and bool(O_DIRECT)
         self._local = threading.local()
 
     def write_at(self, fd: int, view: memoryview, position: int) -> None:
@@ -62,15 +62,10 @@ class DirectWriter:
 
     def _write_direct(self, fd: int, aligned: memoryview, position: int) -> bool:
         """False (nothing written) where O_DIRECT is refused; then it stays off."""
-        import fcntl  # only where O_DIRECT exists
-
         stage = self._stage(len(aligned))
         with memoryview(stage) as buf:
             buf[: len(aligned)] = aligned
-            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-            try:
-                fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT)
-            except OSError:
+            if not set_direct(fd, True):
                 self.enabled = False
                 return False
             try:
@@ -81,5 +76,5 @@ class DirectWriter:
                 self.enabled = False  # accepted by fcntl, refused by the write: nothing was written
                 return False
             finally:
-                fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+                set_direct(fd, False)
         return True

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlparse
 
 from vger import hookimpl
+from vger.directio import ALIGN, O_DIRECT, set_direct
 from vger.errors import (
     ObjectNotFound,
     PermanentStorageError,
@@ -51,14 +52,10 @@ def _write_full(fd: int, view: memoryview) -> None:
 #: (the kernel's copy, 0.27 GB/s on a VM whose host backs new guest pages
 #: lazily), and a backup's packs are not read back soon: caching them only
 #: pushed the user's own files out of memory. fsync still follows, as before.
+#: Parts are written as they arrive, a buffer at a time: a caller that hands them
+#: over at a pace (the rate limiter) gets smooth writes, and a part sequence that
+#: fails half-way is caught with the object still hidden.
 _STAGE_BYTES = 4 * 1024 * 1024
-#: O_DIRECT wants buffer, file offset and length aligned to the logical block
-#: size; 4 KiB covers the usual 512-byte and 4 KiB devices. Parts are written as
-#: they arrive, a buffer at a time: a caller that hands them over at a pace (the
-#: rate limiter) gets smooth writes, and a part sequence that fails half-way is
-#: caught with the object still hidden.
-_ALIGN = 4096
-_O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 
 class _StagedWriter:
@@ -76,7 +73,7 @@ class _StagedWriter:
         self.stage = stage
         self.view = memoryview(stage)
         self.filled = 0
-        self.try_direct = direct and bool(_O_DIRECT)
+        self.try_direct = direct and bool(O_DIRECT)
         self.direct = False
         self.refused = False  # the filesystem said no to O_DIRECT
 
@@ -92,7 +89,7 @@ class _StagedWriter:
 
     def close(self) -> None:
         """Write what is left: whole blocks as they came, the tail through the page cache."""
-        whole = self.filled - self.filled % _ALIGN if self.direct else 0
+        whole = self.filled - self.filled % ALIGN if self.direct else 0
         if whole:
             self._flush(whole)
         if self.filled:
@@ -123,16 +120,9 @@ class _StagedWriter:
     def _set_direct(self, on: bool) -> bool:
         if on == self.direct:
             return on
-        import fcntl  # not on Windows; only reached where O_DIRECT exists
-
-        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-        try:
-            fcntl.fcntl(self.fd, fcntl.F_SETFL, (flags | _O_DIRECT) if on else (flags & ~_O_DIRECT))
-        except OSError:
-            if on:
-                self.refused = True
-                return False
-            raise
+        if not set_direct(self.fd, on):
+            self.refused = True
+            return False
         self.direct = on
         return on
 
@@ -178,7 +168,7 @@ class FileBackend:
         self.root = os.path.abspath(os.path.expanduser(path))
         self.options = dict(options)
         self._made_dirs: set[str] = set()
-        self._direct = bool(self.options.get("direct_io", True)) and bool(_O_DIRECT)
+        self._direct = bool(self.options.get("direct_io", True)) and bool(O_DIRECT)
         self._stages = threading.local()
 
     @property
