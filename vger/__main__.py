@@ -1,6 +1,6 @@
 """Allows ``python -m vger``."""
 
-from vger.cli.main import main
+from vger.cli.launch import main
 
 if __name__ == "__main__":
     main()

@@ -36,6 +36,7 @@ from vger.backup.filecache import Chunks, FilesCache
 from vger.backup.metadata import base_item, group_name, item_type, read_xattrs, user_name
 from vger.backup.processes import BlobCollector, SmallFileProcesses
 from vger.backup.scheduling import LargestFirstPool
+from vger.backup.walkahead import WalkAhead, walk_entries
 from vger.backup.walker import Walker, WalkOptions
 from vger.interfaces import Chunker, Compressor, DumpSource
 from vger.repository import format as fmt
@@ -138,9 +139,12 @@ class Archiver:
         progress: Progress | None = None,
         dry_run: bool = False,
         files_cache: FilesCache | None = None,
+        walk_ahead: WalkAhead | None = None,
     ) -> None:
         self.repo = repo
         self.files_cache = files_cache  # loaded ahead (load_files_cache), or None: load it in run()
+        # walking the source already, in a child process (walkahead.py); run() closes it
+        self.walk_ahead = walk_ahead
         self.chunker = chunker
         self.compressor = compressor
         self.meta_chunker = meta_chunker_factory(ITEMS_MIN, ITEMS_AVG, ITEMS_MAX)
@@ -366,6 +370,8 @@ class Archiver:
             cache = load_files_cache(self.repo.id_hex, self.source.label, self.source.xattrs)
         index = self.repo.index
         if self.dry_run:
+            if self.walk_ahead is not None:
+                self.walk_ahead.close()
             self._dry_run(result, cache, index)
             result.duration = time.time() - start
             return result
@@ -410,8 +416,9 @@ class Archiver:
                     self.threads,
                 ).store_all(self.source.dumps)
             early = self._head_start(cache, index, pool)
+            ahead = self.walk_ahead
             for root in self.source.paths:
-                for entry in walker.walk(root):
+                for entry in walk_entries(root, walker, ahead):
                     st = entry.st
                     kind = item_type(st.st_mode)
                     if kind is None:
@@ -517,7 +524,8 @@ class Archiver:
                 # unreferenced, like an interrupted backup's, until `compact`.
                 assert unclaimed.future is not None
                 unclaimed.future.cancel()
-            for path, message in ((e.path, e.message) for e in walker.errors):
+            walk_errors = walker.errors + (ahead.errors if ahead is not None else [])
+            for path, message in ((e.path, e.message) for e in walk_errors):
                 result.errors.append((os.fsdecode(path), message))
             item_ids = items.finish()
             writer.finish()
@@ -529,6 +537,9 @@ class Archiver:
                 self._procs.close(kill=True)
             writer.abort()
             raise
+        finally:
+            if self.walk_ahead is not None:
+                self.walk_ahead.close()
         pool.shutdown()
         if self._helpers is not None:
             self._helpers.shutdown()

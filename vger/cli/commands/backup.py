@@ -6,6 +6,7 @@ import contextlib
 import functools
 import math
 import os
+import sys
 from typing import Any
 
 import click
@@ -13,6 +14,7 @@ import click
 from vger.backup.archiver import Archiver, BackupResult, SourceSpec, load_files_cache
 from vger.backup.dumps import build_sources, check_no_collision, dump_entries
 from vger.backup.filecache import FilesCache
+from vger.backup.walkahead import WalkAhead, claim, may_walk_early
 from vger.backup.walker import WalkOptions
 from vger.cli.app import App
 from vger.cli.output import emit_json, error_line, human_size, json_option, warn
@@ -32,13 +34,17 @@ def _spec(source: SourceConfig, app: App | None = None) -> SourceSpec:
         dumps=build_sources(dumps, app.registry) if dumps and app is not None else (),
         label=source.label,
         paths=tuple(source.paths),
-        walk=WalkOptions(
-            exclude=tuple(source.exclude),
-            exclude_if_present=tuple(source.exclude_if_present),
-            one_file_system=source.one_file_system,
-            git_ignore=source.git_ignore,
-        ),
+        walk=_walk_options(source),
         xattrs=source.xattrs,
+    )
+
+
+def _walk_options(source: SourceConfig) -> WalkOptions:
+    return WalkOptions(
+        exclude=tuple(source.exclude),
+        exclude_if_present=tuple(source.exclude_if_present),
+        one_file_system=source.one_file_system,
+        git_ignore=source.git_ignore,
     )
 
 
@@ -90,23 +96,34 @@ def run_backup(
     """Back up every selected source into every selected repository; returns the exit code."""
     docs: list[dict[str, Any]] = []
     exit_code = 0
+    first = True
     for cfg in app.repositories():
         sources = app.sources(cfg, source_labels)
         if not sources:
             continue
+        # The first source may already be walking in a child started with the command.
+        ahead = _claim_walk_ahead(app, cfg, sources[0], dry_run) if first else None
+        first = False
         try:
             # One lifecycle step per repository, one per source inside it: the
             # repository's and the source's hooks run around them (docs/hooks.md).
             with app.step("backup", repository=cfg.label) as repo_step:
                 # The first source's files cache loads while the key is derived.
-                ahead: dict[str, FilesCache] = {}
-                repo = app.open_repo(cfg, meanwhile=functools.partial(_load_ahead, ahead, sources[0]))
+                loaded: dict[str, FilesCache] = {}
+                repo = app.open_repo(cfg, meanwhile=functools.partial(_load_ahead, loaded, sources[0]))
                 failed = 0
                 for source in sources:
                     try:
                         with app.step("backup", repository=cfg.label, source=source) as step:
                             result = _backup_one(
-                                app, cfg, repo, source, label, dry_run, ahead.pop(source.label, None)
+                                app,
+                                cfg,
+                                repo,
+                                source,
+                                label,
+                                dry_run,
+                                loaded.pop(source.label, None),
+                                ahead if source is sources[0] else None,
                             )
                             step.result.update(result_doc(cfg, result))
                     except VgerError as exc:
@@ -128,9 +145,27 @@ def run_backup(
         except VgerError as exc:
             error_line(f"{cfg.label}: {exc}")
             exit_code = EXIT_ERROR
+        finally:
+            if ahead is not None:  # closed by the archiver, unless the step failed first
+                ahead.close()
     if app.json:
         emit_json(docs)
     return exit_code
+
+
+def _claim_walk_ahead(
+    app: App, cfg: RepositoryConfig, source: SourceConfig, dry_run: bool
+) -> WalkAhead | None:
+    """The walk started with the command (walkahead.py), if it is this source's and may be used."""
+    spec = _walk_options(source)
+    allowed = not dry_run and may_walk_early(
+        app.config.hooks,
+        cfg.hooks,
+        source.hooks,
+        bool(dump_entries(source)),
+        [impl.plugin_name for impl in app.registry.pm.hook.vger_before.get_hookimpls()],
+    )
+    return claim(sys.argv[1:], source.paths, spec, allowed)
 
 
 def _load_ahead(into: dict[str, FilesCache], source: SourceConfig, config: RepoConfig) -> None:
@@ -149,6 +184,7 @@ def _backup_one(
     label: str,
     dry_run: bool,
     files_cache: FilesCache | None = None,
+    walk_ahead: WalkAhead | None = None,
 ) -> BackupResult:
     archiver_progress = make_progress(
         app, f"{source.label} -> {cfg.label}", lambda: _expected_size(repo, source.label)
@@ -171,6 +207,7 @@ def _backup_one(
             progress=archiver_progress,
             dry_run=dry_run,
             files_cache=files_cache,
+            walk_ahead=walk_ahead,
         )
         return archiver.run()
 
