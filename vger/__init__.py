@@ -20,13 +20,31 @@ snapshot
 ``hookimpl`` is the one import a plugin author needs.
 """
 
-import pluggy
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 PROJECT_NAME = "vger"
 
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+if TYPE_CHECKING:
+    import pluggy
+
+    hookimpl: pluggy.HookimplMarker
+    hookspec: pluggy.HookspecMarker
+
+
+def __getattr__(name: str) -> Any:
+    # The markers are made on first use: importing pluggy here cost 8 ms before
+    # `vger backup` could start its walk-ahead child (vger/cli/launch.py).
+    if name in ("hookimpl", "hookspec"):
+        import pluggy
+
+        marker = (
+            pluggy.HookimplMarker(PROJECT_NAME) if name == "hookimpl" else pluggy.HookspecMarker(PROJECT_NAME)
+        )
+        globals()[name] = marker
+        return marker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["PROJECT_NAME", "__version__", "hookimpl", "hookspec"]

@@ -227,3 +227,13 @@ def test_what_may_run_before_the_walk() -> None:
     assert not may_walk_early({}, {}, {"before": ("systemctl stop app",)}, False, shell)
     assert not may_walk_early({}, {}, {}, True, shell)  # dumps run first
     assert not may_walk_early({}, {}, {}, False, [*shell, "someones-snapshot-plugin"])
+
+
+def test_labels_and_output_options_share_a_plan() -> None:
+    key = walkahead._plan_key
+    base = key(["-c", "a.yaml", "backup"])
+    assert key(["-c", "a.yaml", "-vv", "--json", "backup", "--label", "monday", "--stats"]) == base
+    assert key(["-c", "a.yaml", "-q", "backup", "--label=tuesday"]) == base
+    assert key(["-c", "b.yaml", "backup"]) != base
+    assert key(["-c", "a.yaml", "backup", "-S", "home"]) != base
+    assert key(["-c", "a.yaml", "-R", "usb", "backup"]) != base

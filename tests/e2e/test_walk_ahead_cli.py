@@ -49,7 +49,7 @@ def test_a_before_hook_keeps_the_walk_in_turn(vger: Vger) -> None:
     }
     vger.write_config(doc)
     vger.run("init")
-    vger.run("-vv", "backup")  # plans are remembered per command line
+    vger.run("backup")
     assert TAKEN in vger.run("-vv", "backup").stderr
     marker = src / "made-by-hook.txt"
     doc["sources"][0]["hooks"] = {"before": f"echo hooked > {marker}"}

@@ -247,8 +247,25 @@ def walk_entries(root: str, walker: Walker, ahead: WalkAhead | None) -> Iterator
 _early: WalkAhead | None = None
 
 
+# Options that change what a backup records or prints but not what it walks:
+# they are left out of a plan's key, so that `backup --label monday` and
+# `backup --label tuesday` share one plan (a key is only a hint: see claim).
+_FLAGS_NOT_IN_KEY = {"--stats", "--json", "--quiet", "-q", "--verbose", "--dry-run"}
+
+
 def _plan_key(argv: Sequence[str]) -> str:
-    where = [list(argv), os.getcwd(), os.environ.get("VGER_CONFIG", "")]
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--label":
+            skip = True
+        elif not (
+            arg in _FLAGS_NOT_IN_KEY or arg.startswith("--label=") or (len(arg) > 1 and arg.strip("v") == "-")
+        ):
+            kept.append(arg)
+    where = [kept, os.getcwd(), os.environ.get("VGER_CONFIG", "")]
     return hashlib.blake2b(json.dumps(where).encode(), digest_size=16).hexdigest()
 
 
@@ -290,6 +307,11 @@ def start_early(argv: Sequence[str]) -> None:
         atexit.register(_discard)
     except Exception:  # a damaged plan file, no interpreter to start, ...: no head start
         _early = None
+
+
+def discard() -> None:
+    """Stop the early walk, if any, without touching the remembered plans (a dry run)."""
+    _discard()
 
 
 def _discard() -> None:

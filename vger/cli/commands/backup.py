@@ -14,7 +14,7 @@ import click
 from vger.backup.archiver import Archiver, BackupResult, SourceSpec, load_files_cache
 from vger.backup.dumps import build_sources, check_no_collision, dump_entries
 from vger.backup.filecache import FilesCache
-from vger.backup.walkahead import WalkAhead, claim, may_walk_early
+from vger.backup.walkahead import WalkAhead, claim, discard, may_walk_early
 from vger.backup.walker import WalkOptions
 from vger.cli.app import App
 from vger.cli.output import emit_json, error_line, human_size, json_option, warn
@@ -157,8 +157,11 @@ def _claim_walk_ahead(
     app: App, cfg: RepositoryConfig, source: SourceConfig, dry_run: bool
 ) -> WalkAhead | None:
     """The walk started with the command (walkahead.py), if it is this source's and may be used."""
+    if dry_run:  # reads nothing: no head start needed, and the plan stays as it is
+        discard()
+        return None
     spec = _walk_options(source)
-    allowed = not dry_run and may_walk_early(
+    allowed = may_walk_early(
         app.config.hooks,
         cfg.hooks,
         source.hooks,
