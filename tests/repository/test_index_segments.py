@@ -15,6 +15,12 @@ GOOD = encode_segment(
 )
 
 
+def test_a_pack_without_entries_is_fine() -> None:
+    index = ChunkIndex()
+    index.add_segment(msgpack.packb([[PACK_A, []], [PACK_B, [[b"3" * 32, 0, 4, 7, 9]]]]), "index/x")
+    assert len(index) == 1
+
+
 def test_a_good_segment_loads_the_same_both_ways() -> None:
     slow, fast = ChunkIndex(), ChunkIndex()
     for row in decode_segment(GOOD, "index/x"):
@@ -35,6 +41,9 @@ BAD = {
     "text where a number goes": msgpack.packb([[PACK_A, [[b"1" * 32, 0, "4", 1, 1]]]]),
     "too few fields": msgpack.packb([[PACK_A, [[b"1" * 32, 0, 4, 1]]]]),
     "entries not a list": msgpack.packb([[PACK_A, 5]]),
+    "too many fields": msgpack.packb([[PACK_A, [[b"1" * 32, 0, 4, 1, 1], [b"2" * 32, 0, 4, 1, 1, 9]]]]),
+    "an entry not a list": msgpack.packb([[PACK_A, [[b"1" * 32, 0, 4, 1, 1], b"2" * 5]]]),
+    "a float where an integer goes": msgpack.packb([[PACK_A, [[b"1" * 32, 0, 4.0, 1, 1]]]]),
 }
 
 

