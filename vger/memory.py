@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 
 _M_ARENA_MAX = -8  # glibc <malloc.h>
 
@@ -26,3 +27,16 @@ def limit_malloc_arenas(count: int = 1) -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_ARENA_MAX, count))
+
+
+def keep_out_of_gc() -> None:
+    """Move every object made so far out of the cycle collector's reach (``gc.freeze``).
+
+    For what a backup loads before it starts (files cache entries, the chunk
+    index): about 100,000 tuples and bytes that live as long as the command and
+    never form cycles. Left young, they filled the first generation and the
+    collection they triggered took 12.6 ms of a 0.32 s no-change backup here,
+    only to move them along. Frozen objects are still freed by reference
+    counting; only a cycle among them would outlive the command.
+    """
+    gc.freeze()

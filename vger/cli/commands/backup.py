@@ -21,6 +21,7 @@ from vger.cli.output import emit_json, error_line, human_size, json_option, warn
 from vger.cli.progress import make_progress
 from vger.config.model import RepositoryConfig, SourceConfig
 from vger.errors import EXIT_ERROR, EXIT_PARTIAL, VgerError
+from vger.memory import keep_out_of_gc
 from vger.repository.format import RepoConfig
 from vger.repository.locks import SHARED, locked
 from vger.repository.repository import Repository
@@ -111,6 +112,7 @@ def run_backup(
                 # The first source's files cache loads while the key is derived.
                 loaded: dict[str, FilesCache] = {}
                 repo = app.open_repo(cfg, meanwhile=functools.partial(_load_ahead, loaded, sources[0]))
+                keep_out_of_gc()  # the files cache loaded meanwhile
                 failed = 0
                 for source in sources:
                     try:
@@ -198,6 +200,8 @@ def _backup_one(
             raise VgerError(f"source path {path} does not exist")
     lock = contextlib.nullcontext() if dry_run else locked(repo, SHARED, "backup")
     with lock, display:
+        pack_size = pack_target(repo, cfg)  # loads the chunk index, under the lock
+        keep_out_of_gc()
         archiver = Archiver(
             repo,
             app.chunker(),
@@ -205,7 +209,7 @@ def _backup_one(
             app.chunker_factory(),
             _spec(source, app),
             threads=cfg.limits.max_threads,
-            pack_size=pack_target(repo, cfg),
+            pack_size=pack_size,
             label=label,
             progress=archiver_progress,
             dry_run=dry_run,
