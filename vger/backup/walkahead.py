@@ -54,13 +54,13 @@ DISABLE_ENV = "VGER_WALK_AHEAD"  # "0": never start a child
 # fields), ...]) per batch and ("r", (root number, [(path, message), ...]))
 # after each root, with that root's walk errors.
 _CHILD = r"""
-import importlib.util, marshal, os, struct, sys
+import marshal, os, struct, sys
+from importlib.machinery import SourceFileLoader
 args = marshal.loads(bytes.fromhex(sys.argv[1]))
 sys.path[:0] = args["path"]
-spec = importlib.util.spec_from_file_location("_vger_walker", args["walker"])
-mod = importlib.util.module_from_spec(spec)
+mod = type(sys)("_vger_walker")
 sys.modules["_vger_walker"] = mod
-spec.loader.exec_module(mod)
+SourceFileLoader("_vger_walker", args["walker"]).exec_module(mod)
 out = os.fdopen(1, "wb", buffering=1 << 20)
 length = struct.Struct("<I")
 def send(kind, payload):
