@@ -15,6 +15,13 @@ import yaml
 PASSPHRASE = "correct horse battery staple"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """In-process tests write vger's memos (validated schemas, parsed configs, entry
+    points) into a folder of the test session, not the user's ~/.cache/vger."""
+    os.environ.setdefault("VGER_CACHE_DIR", str(tmp_path_factory.mktemp("vger-cache")))
+
+
 @dataclass
 class Vger:
     """Runs ``python -m vger`` with an isolated environment (HOME, cache, config)."""

@@ -114,16 +114,16 @@ def test_resuming_skips_what_the_child_delivered(tmp_path: Path, monkeypatch: py
     root = str(tmp_path / "a")
     monkeypatch.setattr(walkahead, "BATCH", 5)
     ahead = WalkAhead([root], WalkOptions())
-    real = ahead._message
+    real = ahead._frame
     calls = []
 
-    def fail_on_the_fourth() -> tuple[str, object]:
+    def fail_on_the_fourth() -> tuple[bytes, int, bytes]:
         calls.append(1)
         if len(calls) == 4:
             raise WalkAheadFailed("gone")
         return real()
 
-    monkeypatch.setattr(ahead, "_message", fail_on_the_fourth)
+    monkeypatch.setattr(ahead, "_frame", fail_on_the_fourth)
     try:
         got = listing(walk_entries(root, Walker(WalkOptions()), ahead))
     finally:
@@ -135,7 +135,13 @@ def test_resuming_skips_what_the_child_delivered(tmp_path: Path, monkeypatch: py
 def test_garbage_from_the_child_is_a_failure_not_entries(tmp_path: Path) -> None:
     ahead = WalkAhead([str(tmp_path)], WalkOptions())
     ahead.close()
-    ahead._pending[:] = b"\x05\x00\x00\x00nope!"
+    # a batch that says 3 entries and carries one record's worth of bytes and no paths
+    body = bytes(walkahead._RECORD.size)
+    ahead._pending[:] = walkahead._FRAME.pack(b"e", 3, len(body)) + body
+    with pytest.raises(WalkAheadFailed):
+        list(ahead.walk(str(tmp_path)))
+    ahead._pending[:] = walkahead._FRAME.pack(b"?", 0, 0)
+    ahead._next_root = 0
     with pytest.raises(WalkAheadFailed):
         list(ahead.walk(str(tmp_path)))
 

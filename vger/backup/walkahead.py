@@ -39,7 +39,10 @@ from typing import Any
 
 from vger.backup.walker import Entry, Walker, WalkError, WalkOptions
 
-_LENGTH = struct.Struct("<I")
+_FRAME = struct.Struct("<cII")
+# mode ino dev nlink uid gid size | atime mtime ctime (int s) | the same as floats |
+# the same in ns | blksize blocks rdev
+_RECORD = struct.Struct("<QQQQQQqqqqdddqqqqqQ")
 BATCH = 2048  # entries per message (about 400 KB)
 #: Beyond this many unread bytes the parent stops reading; the child then waits.
 MAX_BUFFERED = 64 * 1024 * 1024
@@ -50,9 +53,14 @@ _KEEP_PLANS = 32
 DISABLE_ENV = "VGER_WALK_AHEAD"  # "0": never start a child
 
 # The child loads walker.py by path (the vger package would import pluggy and
-# more) and writes ``length + marshal`` messages to stdout: ("e", [(path, stat
-# fields), ...]) per batch and ("r", (root number, [(path, message), ...]))
-# after each root, with that root's walk errors.
+# more) and writes frames to stdout: a header (_FRAME: kind, count, body
+# length), then the body. Kind "e": ``count`` entries, as ``count`` fixed-size
+# records of all 19 ``stat_result`` fields (_RECORD, in the tuple's order),
+# then the paths joined by NUL (which no path contains). Kind "r": root number
+# ``count`` is done; the body is its walk errors, marshalled. Fixed records
+# decode with ``struct.iter_unpack`` straight into the tuples ``stat_result``
+# takes: 28 ms for the bench tree's 21,570 entries, against 39 ms for marshal
+# (whose 64-bit integers are slow to read).
 _CHILD = r"""
 import marshal, os, struct, sys
 from importlib.machinery import SourceFileLoader
@@ -62,26 +70,30 @@ mod = type(sys)("_vger_walker")
 sys.modules["_vger_walker"] = mod
 SourceFileLoader("_vger_walker", args["walker"]).exec_module(mod)
 out = os.fdopen(1, "wb", buffering=1 << 20)
-length = struct.Struct("<I")
-def send(kind, payload):
-    data = marshal.dumps((kind, payload))
-    out.write(length.pack(len(data)))
-    out.write(data)
+frame = struct.Struct(args["frame"])
+record = struct.Struct(args["record"])
+pack = record.pack
+def send(kind, count, body):
+    out.write(frame.pack(kind, count, len(body)))
+    out.write(body)
+def send_batch(batch, paths):
+    send(b"e", len(paths), b"".join(batch) + b"\0".join(paths))
 walker = mod.Walker(mod.WalkOptions(**args["options"]))
 size = args["batch"]
 for number, root in enumerate(args["roots"]):
-    batch = []
+    batch, paths = [], []
     for entry in walker.walk(root):
         st = entry.st
-        batch.append((entry.path, (*st[:10], st.st_atime, st.st_mtime, st.st_ctime, st.st_atime_ns,
-                      st.st_mtime_ns, st.st_ctime_ns, st.st_blksize, st.st_blocks, st.st_rdev)))
-        if len(batch) >= size:
-            send("e", batch)
+        batch.append(pack(*st[:10], st.st_atime, st.st_mtime, st.st_ctime, st.st_atime_ns,
+                          st.st_mtime_ns, st.st_ctime_ns, st.st_blksize, st.st_blocks, st.st_rdev))
+        paths.append(entry.path)
+        if len(paths) >= size:
+            send_batch(batch, paths)
             out.flush()
-            batch = []
-    if batch:
-        send("e", batch)
-    send("r", (number, [(e.path, e.message) for e in walker.errors]))
+            batch, paths = [], []
+    if paths:
+        send_batch(batch, paths)
+    send(b"r", number, marshal.dumps([(e.path, e.message) for e in walker.errors]))
     walker.errors.clear()
     out.flush()
 out.close()
@@ -116,6 +128,8 @@ class WalkAhead:
             "options": _options_doc(options),
             "roots": self.roots,
             "batch": BATCH,
+            "frame": _FRAME.format,
+            "record": _RECORD.format,
         }
         self._proc = subprocess.Popen(
             [sys.executable, "-S", "-c", _CHILD, marshal.dumps(args).hex()],
@@ -139,6 +153,7 @@ class WalkAhead:
         self._ready = threading.Condition()
         self._pending = bytearray()
         self._next_root = 0
+        self.delivered = 0  # entries of the current root handed out
         # A thread reads the pipe while the main thread derives the key; os.read
         # gives up the GIL and wakes once per pipe-full, not once per message.
         self._reader = threading.Thread(target=self._read_all, name="vger-walk-ahead", daemon=True)
@@ -182,31 +197,42 @@ class WalkAhead:
         del pending[:size]
         return data
 
-    def _message(self) -> tuple[str, Any]:
-        (size,) = _LENGTH.unpack(self._take(_LENGTH.size))
-        try:
-            kind, payload = marshal.loads(self._take(size))
-        except (ValueError, EOFError, TypeError) as exc:
-            raise WalkAheadFailed(f"the walk process sent garbage: {exc}") from exc
-        return kind, payload
+    def _frame(self) -> tuple[bytes, int, bytes]:
+        kind, count, size = _FRAME.unpack(self._take(_FRAME.size))
+        return kind, count, self._take(size)
 
     def walk(self, root: str) -> Iterator[Entry]:
-        """The entries of ``root``, which must be the plan's next root, in walk order."""
+        """The entries of ``root``, which must be the plan's next root, in walk order.
+
+        ``delivered`` counts the entries of the batches handed out in full: a
+        failure can only come between batches (see :func:`walk_entries`).
+        """
         if self._next_root >= len(self.roots) or root != self.roots[self._next_root]:
             raise WalkAheadFailed(f"{root} is not the walk process's next root")
         number = self._next_root
         self._next_root += 1
+        self.delivered = 0
         stat_result = os.stat_result
+        record_size = _RECORD.size
         while True:
-            kind, payload = self._message()
-            if kind == "e":
-                for path, fields in payload:
+            kind, count, body = self._frame()
+            if kind == b"e":
+                end = count * record_size
+                paths = body[end:].split(b"\0")
+                if len(paths) != count or not count:
+                    raise WalkAheadFailed("the walk process sent a malformed batch")
+                for path, fields in zip(paths, _RECORD.iter_unpack(memoryview(body)[:end]), strict=True):
                     yield Entry(path, stat_result(fields))
-            elif kind == "r" and payload[0] == number:
-                self.errors.extend(WalkError(path, message) for path, message in payload[1])
+                self.delivered += count
+            elif kind == b"r" and count == number:
+                try:
+                    errors = marshal.loads(body)
+                except (ValueError, EOFError, TypeError) as exc:
+                    raise WalkAheadFailed(f"the walk process sent garbage: {exc}") from exc
+                self.errors.extend(WalkError(path, message) for path, message in errors)
                 return
             else:
-                raise WalkAheadFailed(f"unexpected message {kind!r} from the walk process")
+                raise WalkAheadFailed(f"unexpected frame {kind!r} from the walk process")
 
     def close(self) -> None:
         """Stop the child if it is still going, and reap it (again: nothing)."""
@@ -230,16 +256,13 @@ def walk_entries(root: str, walker: Walker, ahead: WalkAhead | None) -> Iterator
     if ahead is None:
         yield from walker.walk(root)
         return
-    delivered = 0
     try:
-        for entry in ahead.walk(root):
-            yield entry
-            delivered += 1
+        yield from ahead.walk(root)
         return
     except WalkAheadFailed:
         pass
     for number, entry in enumerate(walker.walk(root)):
-        if number >= delivered:
+        if number >= ahead.delivered:
             yield entry
 
 

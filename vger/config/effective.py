@@ -21,7 +21,6 @@ from vger.config.model import (
     SourceConfig,
     thaw,
 )
-from vger.config.yamlload import dump_yaml
 
 MASK = "***"
 _SECRET_KEYS = {"passphrase", "passwords", "secret_access_key", "rest_token", "tokens"}
@@ -170,4 +169,6 @@ def effective_document(config: Config) -> dict[str, Any]:
 def effective_config_text(config: Config) -> str:
     """YAML of the effective config, secrets shown as ``***``."""
     header = f"# Effective configuration from {config.path} (defaults filled in, secrets masked).\n"
+    from vger.config.yamlload import dump_yaml  # PyYAML only when a config is printed
+
     return header + dump_yaml(mask_secrets(effective_document(config)))

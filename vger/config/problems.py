@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vger.config.locations import KeyPath, Locations
 from vger.config.schema import BRANCH_KEY, EXPECTED_KEY, HINT_KEY, KIND_KEY
-from vger.config.yamlload import KeyPath, Locations
 from vger.errors import ConfigError
 from vger.pluginmanager import INSTALL_HINTS, Registry
 

@@ -11,9 +11,9 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from vger.config.locations import KeyPath
 from vger.config.problems import Problem, describe, suggest
 from vger.config.schema import defaults_of
-from vger.config.yamlload import KeyPath
 
 Data = Mapping[str, Any]
 

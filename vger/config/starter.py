@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from vger.config.schema import core_schema
-from vger.config.yamlload import dump_scalar
 
 _WIDTH = 88
 _INDENT = 2
@@ -32,6 +31,12 @@ _HEADER = """\
 # Values may come from the environment: ${NAME}, or ${NAME:-default} when NAME is
 # unset or empty. Quote values that may contain '#' or ': '.
 # Only true and false are booleans; yes, no, on and off are plain text."""
+
+
+def dump_scalar(value: Any) -> str:
+    from vger.config.yamlload import dump_scalar as dump  # PyYAML only when a starter is written
+
+    return dump(value)
 
 
 def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,8 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from vger.config.expand import Expanded
+from vger.config.locations import KeyPath, Locations
 from vger.errors import ConfigError
-
-KeyPath = tuple[str | int, ...]
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -107,21 +105,6 @@ VgerLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 VgerLoader.add_constructor(_INT_TAG, VgerLoader.construct_yaml12_int)
-
-
-@dataclass(frozen=True)
-class Locations:
-    """Key path -> 1-based file line of that key (or list item)."""
-
-    lines: dict[KeyPath, int] = field(default_factory=dict)
-
-    def line_of(self, path: KeyPath) -> int | None:
-        """The line of ``path``, else of its nearest ancestor we know."""
-        for end in range(len(path), -1, -1):
-            line = self.lines.get(tuple(path[:end]))
-            if line is not None:
-                return line
-        return None
 
 
 def parse_yaml(expanded: Expanded, path: Path) -> tuple[Any, Locations]:
