@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -60,3 +61,26 @@ def test_a_before_hook_keeps_the_walk_in_turn(vger: Vger) -> None:
     (latest,) = [s["id"] for s in json_out(vger.run("--json", "list"))][-1:]
     assert any(row["path"].endswith("made-by-hook.txt") for row in listing(vger, latest))
     assert Path(marker).exists()
+
+
+def test_files_matched_ahead_whose_chunks_are_gone_are_read_again(vger: Vger) -> None:
+    """Files are matched against the files cache before the index can be read (prematch.py):
+    the check that their chunks are still stored must still happen, later."""
+    src = vger.tmp / "src"
+    for n in range(20):
+        write_file(src / f"f{n:02d}.bin", os.urandom(3000 + n))
+    vger.run("init")
+    vger.run("backup")
+    vger.run("backup")  # plan remembered; files cache full
+    for snapshot in [s["id"] for s in json_out(vger.run("--json", "list"))]:
+        vger.run("delete", "--snapshot", snapshot)
+    vger.run("compact", "--threshold", "0")  # every chunk is gone, the files cache does not know
+    run = vger.run("-vv", "--json", "backup")
+    assert TAKEN in run.stderr  # the walk ahead, and with it the early matching, was used
+    (doc,) = json.loads(run.stdout.splitlines()[-1])  # after -vv's progress events
+    assert doc["stats"]["files_read"] == 20 and doc["stats"]["cache_hits"] == 0, doc["stats"]
+    dest = vger.tmp / "dest"
+    vger.run("restore", "--snapshot", "latest", "--dest", str(dest))
+    restored = dest / str(src).lstrip("/")
+    assert all((restored / p.name).read_bytes() == p.read_bytes() for p in src.iterdir())
+    vger.run("check", "--verify-data")

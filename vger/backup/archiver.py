@@ -34,9 +34,10 @@ from vger.backup.blocks import content_cuts
 from vger.backup.dumps import DumpStorer
 from vger.backup.filecache import Chunks, FilesCache
 from vger.backup.metadata import base_item, group_name, item_type, read_xattrs, user_name
+from vger.backup.prematch import UNTRIED, Prematched, paired
 from vger.backup.processes import BlobCollector, SmallFileProcesses
 from vger.backup.scheduling import LargestFirstPool
-from vger.backup.walkahead import WalkAhead, walk_entries
+from vger.backup.walkahead import WalkAhead
 from vger.backup.walker import Walker, WalkOptions
 from vger.interfaces import Chunker, Compressor, DumpSource
 from vger.repository import format as fmt
@@ -140,11 +141,14 @@ class Archiver:
         dry_run: bool = False,
         files_cache: FilesCache | None = None,
         walk_ahead: WalkAhead | None = None,
+        prematched: Prematched | None = None,
     ) -> None:
         self.repo = repo
         self.files_cache = files_cache  # loaded ahead (load_files_cache), or None: load it in run()
         # walking the source already, in a child process (walkahead.py); run() closes it
         self.walk_ahead = walk_ahead
+        # the first root's first entries, already matched against files_cache (prematch.py)
+        self.prematched = prematched
         self.chunker = chunker
         self.compressor = compressor
         self.meta_chunker = meta_chunker_factory(ITEMS_MIN, ITEMS_AVG, ITEMS_MAX)
@@ -397,7 +401,7 @@ class Archiver:
         # trees and cost 50 MB of peak RSS with 200,000 small files.
         max_pending = max(MAX_PENDING, self.threads * BATCH_FILES * 2)
         batch = _Batch()
-        walker = Walker(self.source.walk)
+        walker = self.prematched.walker if self.prematched is not None else Walker(self.source.walk)
         pool = LargestFirstPool(self.threads, "vger-chunk")
         if self.threads >= 2:
             self._helpers = ThreadPoolExecutor(self.threads, thread_name_prefix="vger-piece")
@@ -418,14 +422,17 @@ class Archiver:
             early = self._head_start(cache, index, pool)
             ahead = self.walk_ahead
             for root in self.source.paths:
-                for entry in walk_entries(root, walker, ahead):
+                for entry, matched in paired(root, walker, ahead, self.prematched):
                     st = entry.st
                     kind = item_type(st.st_mode)
                     if kind is None:
                         continue
                     rel = entry.path.lstrip(b"/")
                     if kind == "file" and st.st_nlink == 1:
-                        reused = cache.lookup_packed(entry.path, st, index)
+                        if matched is UNTRIED:
+                            reused = cache.lookup_packed(entry.path, st, index)
+                        else:
+                            reused = cache.take_packed(matched, index) if matched is not None else None  # type: ignore[arg-type]
                         if reused is not None:
                             # Unchanged, and its item would come out the same: reuse its bytes.
                             self._count_hit(stats, entry.path, st.st_size, cache.hit_stored)

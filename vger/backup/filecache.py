@@ -148,10 +148,17 @@ class FilesCache:
     def lookup_packed(self, path: bytes, st: os.stat_result, index: Any) -> tuple[int, memoryview] | None:
         """``(key count, packed item without its path)`` of an unchanged file whose item would
         come out the same, or None. A hit is carried over (no ``keep_hit`` needed)."""
+        entry = self.match_packed(path, st)
+        return self.take_packed(entry, index) if entry is not None else None
+
+    def match_packed(self, path: bytes, st: os.stat_result) -> _Entry | None:
+        """The first half of :meth:`lookup_packed`, without the index and without side effects:
+        the entry whose kept item is ``st``'s, or None. A backup matches files with it while
+        the key is being derived, before the index can be read (backup.py, prematch)."""
         entry = self._old.get(path)
         if entry is None:
             return None
-        _path, ino, size, mtime, ctime, age, chunks, _xattrs, packed = entry
+        _path, ino, size, mtime, ctime, _age, _chunks, _xattrs, packed = entry
         if (
             packed.__class__ is not bytes  # None, or damaged: only costs speed
             or ino != st.st_ino
@@ -161,12 +168,19 @@ class FilesCache:
             or not packed.startswith(_MADE_FROM.pack(st.st_mode, st.st_uid, st.st_gid, st.st_atime_ns))
         ):
             return None
+        return entry
+
+    def take_packed(self, entry: _Entry, index: Any) -> tuple[int, memoryview] | None:
+        """The second half of :meth:`lookup_packed` for an entry :meth:`match_packed` gave:
+        None if a chunk of it left the index, else the hit, carried over."""
+        path, ino, size, mtime, ctime, age, chunks, xattrs, packed = entry
         stored = index.stored_total(chunks) if chunks else 0
         if chunks and not stored:
             return None  # a chunk is gone (compact, another repository state)
+        assert packed is not None
         self.hits += 1
         self.hit_stored = stored
-        self._new[path] = entry if not age else (path, ino, size, mtime, ctime, 0, chunks, _xattrs, packed)
+        self._new[path] = entry if not age else (path, ino, size, mtime, ctime, 0, chunks, xattrs, packed)
         return packed[_COUNT_AT], memoryview(packed)[_COUNT_AT + 1 :]
 
     def attach_packed(self, path: bytes, st: os.stat_result, count: int, rest: bytes) -> None:

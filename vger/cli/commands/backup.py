@@ -14,6 +14,7 @@ import click
 from vger.backup.archiver import Archiver, BackupResult, SourceSpec, load_files_cache
 from vger.backup.dumps import build_sources, check_no_collision, dump_entries
 from vger.backup.filecache import FilesCache
+from vger.backup.prematch import Prematched, prematch
 from vger.backup.walkahead import WalkAhead, claim, discard, may_walk_early
 from vger.backup.walker import WalkOptions
 from vger.cli.app import App
@@ -110,8 +111,12 @@ def run_backup(
             # repository's and the source's hooks run around them (docs/hooks.md).
             with app.step("backup", repository=cfg.label) as repo_step:
                 # The first source's files cache loads while the key is derived.
+                # and, walking ahead, its first entries are matched against that cache
                 loaded: dict[str, FilesCache] = {}
-                repo = app.open_repo(cfg, meanwhile=functools.partial(_load_ahead, loaded, sources[0]))
+                matched: dict[str, Prematched] = {}
+                repo = app.open_repo(
+                    cfg, meanwhile=functools.partial(_load_ahead, loaded, matched, sources[0], ahead)
+                )
                 keep_out_of_gc()  # the files cache loaded meanwhile
                 failed = 0
                 for source in sources:
@@ -126,6 +131,7 @@ def run_backup(
                                 dry_run,
                                 loaded.pop(source.label, None),
                                 ahead if source is sources[0] else None,
+                                matched.pop(source.label, None),
                             )
                             step.result.update(result_doc(cfg, result))
                     except VgerError as exc:
@@ -173,8 +179,16 @@ def _claim_walk_ahead(
     return claim(sys.argv[1:], source.paths, spec, allowed)
 
 
-def _load_ahead(into: dict[str, FilesCache], source: SourceConfig, config: RepoConfig) -> None:
-    into[source.label] = load_files_cache(config.repo_id.hex(), source.label, source.xattrs)
+def _load_ahead(
+    into: dict[str, FilesCache],
+    matched: dict[str, Prematched],
+    source: SourceConfig,
+    ahead: WalkAhead | None,
+    config: RepoConfig,
+) -> None:
+    cache = into[source.label] = load_files_cache(config.repo_id.hex(), source.label, source.xattrs)
+    if ahead is not None and source.paths:
+        matched[source.label] = prematch(source.paths[0], _walk_options(source), ahead, cache)
 
 
 class _SourcesFailed(VgerError):
@@ -190,6 +204,7 @@ def _backup_one(
     dry_run: bool,
     files_cache: FilesCache | None = None,
     walk_ahead: WalkAhead | None = None,
+    prematched: Prematched | None = None,
 ) -> BackupResult:
     archiver_progress = make_progress(
         app, f"{source.label} -> {cfg.label}", lambda: _expected_size(repo, source.label)
@@ -215,6 +230,7 @@ def _backup_one(
             dry_run=dry_run,
             files_cache=files_cache,
             walk_ahead=walk_ahead,
+            prematched=prematched,
         )
         return archiver.run()
 
