@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ctypes
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _M_ARENA_MAX = -8  # glibc <malloc.h>
 
@@ -27,6 +29,25 @@ def limit_malloc_arenas(count: int = 1) -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     return bool(mallopt(_M_ARENA_MAX, count))
+
+
+@contextmanager
+def loading_long_lived() -> Iterator[None]:
+    """No cycle collection while the block builds objects that live as long as the command;
+    they are frozen (:func:`keep_out_of_gc`) at its end.
+
+    The files cache (160,000 objects for the bench tree) loads while the key is
+    derived, and a first-generation collection in the middle of it took 16.7 ms
+    of a 0.27 s no-change backup, scanning objects that could never be garbage.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        keep_out_of_gc()
+        if was_enabled:
+            gc.enable()
 
 
 def keep_out_of_gc() -> None:

@@ -22,7 +22,7 @@ from vger.cli.output import emit_json, error_line, human_size, json_option, warn
 from vger.cli.progress import make_progress
 from vger.config.model import RepositoryConfig, SourceConfig
 from vger.errors import EXIT_ERROR, EXIT_PARTIAL, VgerError
-from vger.memory import keep_out_of_gc
+from vger.memory import loading_long_lived
 from vger.repository.format import RepoConfig
 from vger.repository.locks import SHARED, locked
 from vger.repository.repository import Repository
@@ -117,7 +117,6 @@ def run_backup(
                 repo = app.open_repo(
                     cfg, meanwhile=functools.partial(_load_ahead, loaded, matched, sources[0], ahead)
                 )
-                keep_out_of_gc()  # the files cache loaded meanwhile
                 failed = 0
                 for source in sources:
                     try:
@@ -186,9 +185,10 @@ def _load_ahead(
     ahead: WalkAhead | None,
     config: RepoConfig,
 ) -> None:
-    cache = into[source.label] = load_files_cache(config.repo_id.hex(), source.label, source.xattrs)
-    if ahead is not None and source.paths:
-        matched[source.label] = prematch(source.paths[0], _walk_options(source), ahead, cache)
+    with loading_long_lived():
+        cache = into[source.label] = load_files_cache(config.repo_id.hex(), source.label, source.xattrs)
+        if ahead is not None and source.paths:
+            matched[source.label] = prematch(source.paths[0], _walk_options(source), ahead, cache)
 
 
 class _SourcesFailed(VgerError):
@@ -215,8 +215,8 @@ def _backup_one(
             raise VgerError(f"source path {path} does not exist")
     lock = contextlib.nullcontext() if dry_run else locked(repo, SHARED, "backup")
     with lock, display:
-        pack_size = pack_target(repo, cfg)  # loads the chunk index, under the lock
-        keep_out_of_gc()
+        with loading_long_lived():
+            pack_size = pack_target(repo, cfg)  # loads the chunk index, under the lock
         archiver = Archiver(
             repo,
             app.chunker(),
