@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import shlex
-import shutil
 import subprocess
 from collections.abc import Iterator, Mapping
 from typing import IO, Any, ClassVar
@@ -135,6 +134,8 @@ class MariadbDump:
         configured = self.options.get(key)
         if configured:
             return str(configured)
+        import shutil  # here: with bz2 and lzma, 1.5 ms of every command's start-up
+
         for candidate in candidates:
             if shutil.which(candidate):
                 return candidate

@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import io
 import os
-import sqlite3
 import time
 from collections.abc import Iterator, Mapping
-from typing import IO, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from vger import hookimpl
 from vger.errors import VgerError
 from vger.interfaces import DumpRestore, DumpStream
+
+if TYPE_CHECKING:
+    import sqlite3
 
 HEADER = b"SQLite format 3\x00"
 _BLOCK = 1024 * 1024
@@ -86,6 +88,8 @@ class SqliteStream:
         self._reader: _PageReader | None = None
 
     def open(self) -> IO[bytes]:
+        import sqlite3  # at use: 1 ms of every command's start-up otherwise
+
         if not os.path.isfile(self.path):
             raise VgerError(f"sqlite: {self.path} does not exist or is not a file")
         try:
@@ -95,6 +99,8 @@ class SqliteStream:
             raise VgerError(f"sqlite: {self.path}: {exc}") from None
 
     def _open(self) -> IO[bytes]:
+        import sqlite3  # at use: 1 ms of every command's start-up otherwise
+
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         self._conn = conn
         mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
@@ -114,6 +120,8 @@ class SqliteStream:
 
     def _checkpoint(self) -> None:
         """Copy every committed WAL frame into the database file (we hold the write lock)."""
+        import sqlite3  # at use: 1 ms of every command's start-up otherwise
+
         other = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             for _ in range(_CHECKPOINT_TRIES):
@@ -137,6 +145,8 @@ class SqliteStream:
         self._close()
 
     def _close(self) -> None:
+        import sqlite3  # at use: 1 ms of every command's start-up otherwise
+
         if self._conn is not None:
             try:
                 self._conn.execute("ROLLBACK")
@@ -165,6 +175,8 @@ class SqliteRestore:
         return f"write {self.target} (via {os.path.basename(self.temporary)} and the SQLite backup API)"
 
     def run(self, data: IO[bytes]) -> None:
+        import sqlite3  # at use: 1 ms of every command's start-up otherwise
+
         os.makedirs(os.path.dirname(self.target), exist_ok=True)
         try:
             fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -184,6 +196,8 @@ class SqliteRestore:
                     os.unlink(leftover)
 
     def _swap_in(self) -> None:
+        import sqlite3  # at use: 1 ms of every command's start-up otherwise
+
         source = sqlite3.connect(self.temporary, isolation_level=None)
         try:
             problem = source.execute("PRAGMA quick_check").fetchone()[0]

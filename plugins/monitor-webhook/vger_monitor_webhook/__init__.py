@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -90,6 +89,8 @@ class WebhookMonitor:
 
 def _write_atomically(path: Path, text: str) -> None:
     """Two runs finishing at once must not leave a half-written count."""
+    import tempfile  # at use, not in every command's start-up
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -17,7 +17,6 @@ repository on S3 is first used.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import threading
 from collections.abc import Mapping
@@ -262,6 +261,8 @@ def _is_plain_http_host(host: str) -> bool:
     if host == "localhost":
         return True
     try:
+        import ipaddress  # at use, not in every command's start-up
+
         ipaddress.ip_address(host)
     except ValueError:
         return False
