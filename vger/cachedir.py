@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 CACHE_ENV = "VGER_CACHE_DIR"
 
@@ -32,3 +34,31 @@ def new_temp_file(folder: Path, prefix: str) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name in {folder}")
+
+
+def read_json_memo(path: Path | None) -> dict[str, Any]:
+    """A JSON object kept in the cache folder, or {} when it is missing or damaged: it is only a memo."""
+    if path is None:
+        return {}
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def write_json_memo(path: Path | None, doc: dict[str, Any], keep: int) -> None:
+    """Replace the memo at ``path`` atomically with the last ``keep`` entries of ``doc``.
+
+    Best effort: a read-only or full cache folder only costs what the memo saves.
+    """
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = new_temp_file(path.parent, f".{path.name}-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(dict(list(doc.items())[-keep:]), fh)
+        os.replace(tmp, path)
+    except OSError:
+        pass

@@ -35,6 +35,7 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from vger.backup.walker import Entry, Walker, WalkError, WalkOptions
@@ -292,18 +293,19 @@ def _plan_key(argv: Sequence[str]) -> str:
     return hashlib.blake2b(json.dumps(where).encode(), digest_size=16).hexdigest()
 
 
-def _plans_path() -> Any:
+def _plans_path() -> Path | None:
     from vger.cachedir import cache_root
 
-    return cache_root() / PLANS_FILE
+    try:
+        return cache_root() / PLANS_FILE
+    except Exception:  # no home folder to find a cache in: no plans
+        return None
 
 
 def _read_plans() -> dict[str, Any]:
-    try:
-        doc = json.loads(_plans_path().read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
+    from vger.cachedir import read_json_memo
+
+    return read_json_memo(_plans_path())
 
 
 def start_early(argv: Sequence[str]) -> None:
@@ -368,25 +370,17 @@ def claim(argv: Sequence[str], roots: Sequence[str], options: WalkOptions, allow
 def _remember(argv: Sequence[str], roots: Sequence[str], options: WalkOptions, allowed: bool) -> None:
     if "backup" not in argv:
         return
-    try:
-        plans = _read_plans()
-        key = _plan_key(argv)
-        plan = {"roots": list(roots), "options": _options_doc(options)} if allowed else None
-        if plans.get(key) == plan:
-            return
-        plans.pop(key, None)
-        if plan is not None:
-            plans[key] = plan  # newest last
-        path = _plans_path()
-        from vger.cachedir import new_temp_file
+    from vger.cachedir import write_json_memo
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = new_temp_file(path.parent, f".{PLANS_FILE}-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(list(plans.items())[-_KEEP_PLANS:]), fh)
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only cache only costs the head start
+    plans = _read_plans()
+    key = _plan_key(argv)
+    plan = {"roots": list(roots), "options": _options_doc(options)} if allowed else None
+    if plans.get(key) == plan:
+        return
+    plans.pop(key, None)
+    if plan is not None:
+        plans[key] = plan  # newest last
+    write_json_memo(_plans_path(), plans, _KEEP_PLANS)
 
 
 def may_walk_early(

@@ -174,35 +174,15 @@ def _parsed_path() -> Path | None:
 
 
 def _read_parsed() -> dict[str, Any]:
-    import json
+    from vger.cachedir import read_json_memo
 
-    where = _parsed_path()
-    if where is None:
-        return {}
-    try:
-        doc = json.loads(where.read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
+    return read_json_memo(_parsed_path())
 
 
 def _write_parsed(key: str, data: dict[str, Any]) -> None:
-    """Best effort: a read-only cache only costs the parse."""
-    import json
+    from vger.cachedir import write_json_memo
 
-    from vger.cachedir import new_temp_file
-
-    where = _parsed_path()
-    if where is None:
-        return
     known = _read_parsed()
     known.pop(key, None)
     known[key] = data
-    try:
-        where.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = new_temp_file(where.parent, f".{_PARSED_FILE}-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(dict(list(known.items())[-_KEEP_PARSED:]), fh)
-        os.replace(tmp, where)
-    except OSError:
-        pass
+    write_json_memo(_parsed_path(), known, _KEEP_PARSED)
