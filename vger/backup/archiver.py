@@ -742,9 +742,9 @@ def _encode_outcome(o: _FileOutcome) -> list[Any]:
 
 def _decode_outcome(row: list[Any]) -> _FileOutcome:
     chunks, size, compressed, deduplicated, error, xattrs, xattr_error = row
-    return _FileOutcome(
-        [(c, n) for c, n in chunks], size, compressed, deduplicated, error, xattrs, xattr_error
-    )
+    # A tuple of tuples: what the files cache keeps for the file (and what a cache read
+    # back holds), 16 bytes less per file than a list.
+    return _FileOutcome(tuple(map(tuple, chunks)), size, compressed, deduplicated, error, xattrs, xattr_error)
 
 
 def _same_version(a: os.stat_result, b: os.stat_result) -> bool:
@@ -764,4 +764,9 @@ def _no_xattrs(xattrs: list[list[bytes]] | None) -> list[list[bytes]] | None:
     """
     # Read back from the cache, "none" is an empty tuple: it must stay "none",
     # or every other no-change backup listed the xattrs of every file again.
-    return [] if xattrs is not None and len(xattrs) == 0 else None
+    # One shared empty tuple: a fresh [] per file was 56 bytes of every entry
+    # (11 MB of peak RSS with 200,000 small files).
+    return _NONE if xattrs is not None and len(xattrs) == 0 else None
+
+
+_NONE: Any = ()
