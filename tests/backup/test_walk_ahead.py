@@ -132,18 +132,29 @@ def test_resuming_skips_what_the_child_delivered(tmp_path: Path, monkeypatch: py
     assert got == listing(Walker(WalkOptions()).walk(root))
 
 
-def test_garbage_from_the_child_is_a_failure_not_entries(tmp_path: Path) -> None:
-    ahead = WalkAhead([str(tmp_path)], WalkOptions())
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # a batch that says 3 entries and carries one record's worth of bytes and no paths
+        walkahead._FRAME.pack(b"e", 3, walkahead._RECORD.size) + bytes(walkahead._RECORD.size),
+        # one entry, one path, but a record cut short
+        walkahead._FRAME.pack(b"e", 1, 100) + bytes(100),
+        # a kind nobody sends
+        walkahead._FRAME.pack(b"?", 0, 0),
+        # the end of the root with errors that are not marshal data
+        walkahead._FRAME.pack(b"r", 0, 4) + b"\xff\xff\xff\xff",
+    ],
+)
+def test_garbage_from_the_child_is_a_failure_not_entries(tmp_path: Path, frame: bytes) -> None:
+    roots = [str(tmp_path), str(tmp_path / "second")]
+    ahead = WalkAhead(roots, WalkOptions())
     ahead.close()
-    # a batch that says 3 entries and carries one record's worth of bytes and no paths
-    body = bytes(walkahead._RECORD.size)
-    ahead._pending[:] = walkahead._FRAME.pack(b"e", 3, len(body)) + body
+    ahead._pending[:] = frame + walkahead._FRAME.pack(b"r", 1, 5) + b"\xdb\x00\x00\x00\x00"
     with pytest.raises(WalkAheadFailed):
-        list(ahead.walk(str(tmp_path)))
-    ahead._pending[:] = walkahead._FRAME.pack(b"?", 0, 0)
-    ahead._next_root = 0
-    with pytest.raises(WalkAheadFailed):
-        list(ahead.walk(str(tmp_path)))
+        list(ahead.walk(roots[0]))
+    # the stream's position is unknown now: nothing more is read from it
+    with pytest.raises(WalkAheadFailed, match="failed before"):
+        list(ahead.walk(roots[1]))
 
 
 def test_close_stops_a_child_still_walking(tmp_path: Path) -> None:

@@ -65,7 +65,7 @@ DISABLE_ENV = "VGER_WALK_AHEAD"  # "0": never start a child
 _CHILD = r"""
 import marshal, os, struct, sys
 from importlib.machinery import SourceFileLoader
-args = marshal.loads(bytes.fromhex(sys.argv[1]))
+args = marshal.loads(sys.stdin.buffer.read())
 sys.path[:0] = args["path"]
 mod = type(sys)("_vger_walker")
 sys.modules["_vger_walker"] = mod
@@ -132,13 +132,21 @@ class WalkAhead:
             "frame": _FRAME.format,
             "record": _RECORD.format,
         }
+        # The plan goes through stdin, not the command line: other users can read
+        # a process's arguments, and source paths and excludes are the user's own.
         self._proc = subprocess.Popen(
-            [sys.executable, "-S", "-c", _CHILD, marshal.dumps(args).hex()],
-            stdin=subprocess.DEVNULL,
+            [sys.executable, "-S", "-c", _CHILD],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             close_fds=True,
         )
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(marshal.dumps(args))
+            self._proc.stdin.close()
+        except OSError:
+            pass  # the child is gone already: its stream just ends early
         assert self._proc.stdout is not None
         self._fd = self._proc.stdout.fileno()
         try:
@@ -154,6 +162,7 @@ class WalkAhead:
         self._ready = threading.Condition()
         self._pending = bytearray()
         self._next_root = 0
+        self._broken = False  # after a failure the stream's position is unknown: read no more
         self.delivered = 0  # entries of the current root handed out
         # A thread reads the pipe while the main thread derives the key; os.read
         # gives up the GIL and wakes once per pipe-full, not once per message.
@@ -206,13 +215,23 @@ class WalkAhead:
         """The entries of ``root``, which must be the plan's next root, in walk order.
 
         ``delivered`` counts the entries of the batches handed out in full: a
-        failure can only come between batches (see :func:`walk_entries`).
+        failure can only come between batches (see :func:`walk_entries`). After
+        a failure nothing more is read from the child, for this root or the next.
         """
+        if self._broken:
+            raise WalkAheadFailed("the walk process failed before")
         if self._next_root >= len(self.roots) or root != self.roots[self._next_root]:
             raise WalkAheadFailed(f"{root} is not the walk process's next root")
         number = self._next_root
         self._next_root += 1
         self.delivered = 0
+        try:
+            yield from self._entries(number)
+        except WalkAheadFailed:
+            self._broken = True
+            raise
+
+    def _entries(self, number: int) -> Iterator[Entry]:
         stat_result = os.stat_result
         record_size = _RECORD.size
         while True:
@@ -220,7 +239,7 @@ class WalkAhead:
             if kind == b"e":
                 end = count * record_size
                 paths = body[end:].split(b"\0")
-                if len(paths) != count or not count:
+                if len(paths) != count or not count or len(body) < end:
                     raise WalkAheadFailed("the walk process sent a malformed batch")
                 for path, fields in zip(paths, _RECORD.iter_unpack(memoryview(body)[:end]), strict=True):
                     yield Entry(path, stat_result(fields))
