@@ -254,3 +254,24 @@ def test_labels_and_output_options_share_a_plan() -> None:
     assert key(["-c", "b.yaml", "backup"]) != base
     assert key(["-c", "a.yaml", "backup", "-S", "home"]) != base
     assert key(["-c", "a.yaml", "-R", "usb", "backup"]) != base
+
+
+def test_matched_ahead_entries_come_first_then_the_rest_and_a_repeated_root_again(tmp_path: Path) -> None:
+    from vger.backup.filecache import FilesCache
+    from vger.backup.prematch import UNTRIED, paired, prematch
+
+    make_tree(tmp_path / "a")
+    root = str(tmp_path / "a")
+    expected = listing(Walker(WalkOptions()).walk(root))
+    ahead = WalkAhead([root, root], WalkOptions())
+    try:
+        cache = FilesCache("00" * 16, "src")  # empty: nothing matches, nothing is touched
+        pre = prematch(root, WalkOptions(), ahead, cache, limit=10)
+        assert len(pre.pairs) == 10 and all(m is None for _e, m in pre.pairs)
+        first = list(paired(root, pre.walker, ahead, pre))
+        second = list(paired(root, pre.walker, ahead, pre))  # the same root listed twice
+    finally:
+        ahead.close()
+    assert listing(e for e, _m in first) == expected == listing(e for e, _m in second)
+    assert [m is UNTRIED for _e, m in first] == [False] * 10 + [True] * (len(expected) - 10)
+    assert cache.hits == 0

@@ -38,6 +38,7 @@ class Prematched:
     pairs: list[tuple[Entry, object]]
     rest: Iterator[Entry]
     walker: Walker  # the in-process walker the walk falls back on (its errors count)
+    used: bool = False  # a root listed twice is walked twice, as in-process
 
 
 def prematch(
@@ -61,7 +62,8 @@ def paired(
     root: str, walker: Walker, ahead: WalkAhead | None, pre: Prematched | None
 ) -> Iterator[tuple[Entry, object]]:
     """``root``'s entries, each with its match if it was matched ahead, else with UNTRIED."""
-    if pre is not None and pre.root == root:
+    if pre is not None and pre.root == root and not pre.used:
+        pre.used = True
         yield from pre.pairs
         pre.pairs = []
         entries: Iterator[Entry] = pre.rest
