@@ -341,6 +341,12 @@ METHOD = """\
   initial backup is cold; the no-change and churn backups and the restore reuse
   that cache, as they would on a user's machine (a files cache is what makes a
   re-backup fast).
+* **Restores do not follow a deletion**: ext4 does not reuse an inode freed
+  less than a minute ago and scans past every such one when it creates a file,
+  so a restore started right after another tool's restored tree (20,000 files)
+  was deleted spent most of its CPU there and ran 2-3x slower. Restored trees
+  are therefore deleted together after the last restore of a repetition, and the
+  next repetition's restores wait until a minute has passed since.
 * **Restores count only when verified**: each restore goes to an empty folder and
   is compared with the source tree as it was backed up (every regular file's size
   and SHA-256, every symlink target, every folder) before its time is accepted.

@@ -24,6 +24,9 @@ from benchmarks.corpus import compare as compare_manifests
 from benchmarks.tools import DEFAULT_TOOLS, REPO_ROOT, TOOLS, Measurement, Tool, ensure_installed, tail
 
 DEFAULT_SEED = 20240601
+# Seconds ext4 keeps a freed inode from reuse (RECENTCY_MIN in fs/ext4/ialloc.c; the
+# harness syncs first, so the 300 s for a dirty inode table does not apply).
+RECENTLY_FREED = 62.0
 DEFAULT_RESULTS = REPO_ROOT / "benchmarks" / "results" / "latest.json"
 DEFAULT_DOC = REPO_ROOT / "docs" / "benchmarks.md"
 
@@ -117,6 +120,7 @@ class Suite:
         self.keep = keep
         self.runs: list[dict[str, Any]] = []
         self.churn_stats: dict[str, int] | None = None
+        self._deleted_at = 0.0  # when the last restored trees were deleted (monotonic clock)
         # tool -> the last scenario whose backup succeeded in this repetition (what a restore gets)
         self.last_ok: dict[str, str] = {}
         self.versions_start: dict[str, str] = {}
@@ -250,6 +254,18 @@ class Suite:
         no-change snapshot is restored (and checked against the pristine tree) so the
         restore is still measured, and the run says so.
         """
+        # ext4 will not reuse an inode freed less than 60 s ago (300 s while its
+        # table block is dirty) and scans past every such one in ext4_create: a
+        # restore right after another tool's 20,000 restored files were deleted
+        # spent 70 % of its CPU there (perf: recently_deleted), and got 2-3x
+        # slower by the order of the tools rather than by the tool. So restored
+        # trees are deleted together after the last restore of a repetition, and
+        # the next repetition's restores start at least RECENTLY_FREED later.
+        waited = self._deleted_at + RECENTLY_FREED - time.monotonic() if self._deleted_at else 0.0
+        if waited > 0:
+            log(f"    waiting {waited:.0f} s: the last repetition's restored files were deleted just now")
+            time.sleep(waited)
+        restored: list[Path] = []
         for pos, tool in enumerate(instances):
             snapshot = self.last_ok.get(tool.name)
             if snapshot is None or (tool.scenarios is not None and "restore" not in tool.scenarios):
@@ -276,7 +292,12 @@ class Suite:
             if problems and m.returncode in tool.ok_codes:
                 extra["error"] = "restore differs from the source: " + "; ".join(problems[:3])
             self.record(rep, pos, tool, "restore", m, source_bytes, **extra)
+            restored.append(dest)
+        for dest in restored:
             shutil.rmtree(dest, ignore_errors=True)
+        if restored:
+            os.sync()
+            self._deleted_at = time.monotonic()
 
     def _version(self, tool: type[Tool]) -> str:
         start, end = self.versions_start.get(tool.name), tool.version()
