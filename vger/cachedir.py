@@ -36,8 +36,17 @@ def new_temp_file(folder: Path, prefix: str) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name in {folder}")
 
 
-def read_json_memo(path: Path | None) -> dict[str, Any]:
-    """A JSON object kept in the cache folder, or {} when it is missing or damaged: it is only a memo."""
+def _memo_path(name: str) -> Path | None:
+    try:
+        return cache_root() / name
+    except Exception:  # no home folder to find a cache folder in: no memo
+        return None
+
+
+def read_json_memo(name: str) -> dict[str, Any]:
+    """The JSON object kept as ``name`` in the cache folder, or {} when it is missing or
+    damaged (or there is no cache folder): it is only a memo."""
+    path = _memo_path(name)
     if path is None:
         return {}
     try:
@@ -47,16 +56,17 @@ def read_json_memo(path: Path | None) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-def write_json_memo(path: Path | None, doc: dict[str, Any], keep: int) -> None:
-    """Replace the memo at ``path`` atomically with the last ``keep`` entries of ``doc``.
+def write_json_memo(name: str, doc: dict[str, Any], keep: int) -> None:
+    """Replace the memo ``name`` atomically with the last ``keep`` entries of ``doc``.
 
     Best effort: a read-only or full cache folder only costs what the memo saves.
     """
+    path = _memo_path(name)
     if path is None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = new_temp_file(path.parent, f".{path.name}-")
+        fd, tmp = new_temp_file(path.parent, f".{name}-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(dict(list(doc.items())[-keep:]), fh)
         os.replace(tmp, path)

@@ -33,31 +33,22 @@ def limit_malloc_arenas(count: int = 1) -> bool:
 
 @contextmanager
 def loading_long_lived() -> Iterator[None]:
-    """No cycle collection while the block builds objects that live as long as the command;
-    they are frozen (:func:`keep_out_of_gc`) at its end.
+    """No cycle collection while the block builds objects that live as long as the
+    command; at its end every object made so far is frozen out of the collector's
+    reach (``gc.freeze``).
 
-    The files cache (160,000 objects for the bench tree) loads while the key is
-    derived, and a first-generation collection in the middle of it took 16.7 ms
-    of a 0.27 s no-change backup, scanning objects that could never be garbage.
+    What a backup loads before it starts (files cache entries, the early matches,
+    the chunk index) is about 160,000 tuples and bytes that never form cycles.
+    Left to the collector, a first-generation collection in the middle of them
+    took 16.7 ms of a 0.27 s no-change backup, only to move them along. Frozen
+    objects are still freed by reference counting; only a cycle among them would
+    outlive the command.
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        keep_out_of_gc()
+        gc.freeze()
         if was_enabled:
             gc.enable()
-
-
-def keep_out_of_gc() -> None:
-    """Move every object made so far out of the cycle collector's reach (``gc.freeze``).
-
-    For what a backup loads before it starts (files cache entries, the chunk
-    index): about 100,000 tuples and bytes that live as long as the command and
-    never form cycles. Left young, they filled the first generation and the
-    collection they triggered took 12.6 ms of a 0.32 s no-change backup here,
-    only to move them along. Frozen objects are still freed by reference
-    counting; only a cycle among them would outlive the command.
-    """
-    gc.freeze()

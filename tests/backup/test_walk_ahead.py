@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -159,10 +161,15 @@ def test_garbage_from_the_child_is_a_failure_not_entries(tmp_path: Path, frame: 
 
 def test_close_stops_a_child_still_walking(tmp_path: Path) -> None:
     make_tree(tmp_path / "a")
+    for n in range(3000):  # enough that the child cannot be done before it is stopped
+        (tmp_path / "a" / f"more{n:04d}").touch()
     ahead = WalkAhead([str(tmp_path / "a")], WalkOptions())
+    os.kill(ahead._proc.pid, signal.SIGSTOP)  # a child that would never finish on its own
+    started = time.monotonic()
     ahead.close()
+    assert time.monotonic() - started < 5
+    assert ahead._proc.returncode == -signal.SIGKILL
     ahead.close()  # twice is harmless
-    assert ahead._proc.returncode is not None
 
 
 @pytest.fixture

@@ -431,8 +431,10 @@ class Archiver:
                     if kind == "file" and st.st_nlink == 1:
                         if matched is UNTRIED:
                             reused = cache.lookup_packed(entry.path, st, index)
+                        elif matched is not None:  # matched ahead; the index is checked now
+                            reused = cache.take_packed(matched, index)
                         else:
-                            reused = cache.take_packed(matched, index) if matched is not None else None  # type: ignore[arg-type]
+                            reused = None
                         if reused is not None:
                             # Unchanged, and its item would come out the same: reuse its bytes.
                             self._count_hit(stats, entry.path, st.st_size, cache.hit_stored)
@@ -766,7 +768,7 @@ def _no_xattrs(xattrs: list[list[bytes]] | None) -> list[list[bytes]] | None:
     # or every other no-change backup listed the xattrs of every file again.
     # One shared empty tuple: a fresh [] per file was 56 bytes of every entry
     # (11 MB of peak RSS with 200,000 small files).
-    return _NONE if xattrs is not None and len(xattrs) == 0 else None
+    return _NO_XATTRS if xattrs is not None and len(xattrs) == 0 else None
 
 
-_NONE: Any = ()
+_NO_XATTRS: Any = ()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from vger.backup.filecache import FilesCache
 from vger.backup.walkahead import WalkAhead, walk_entries
@@ -35,7 +36,7 @@ class Prematched:
     """The first entries of ``root``'s walk, matched; ``rest`` goes on from there."""
 
     root: str
-    pairs: list[tuple[Entry, object]]
+    pairs: list[tuple[Entry, Any]]
     rest: Iterator[Entry]
     walker: Walker  # the in-process walker the walk falls back on (its errors count)
     used: bool = False  # a root listed twice is walked twice, as in-process
@@ -47,7 +48,7 @@ def prematch(
     """Take up to ``limit`` entries of ``root`` from ``ahead`` and match each against ``cache``."""
     walker = Walker(options)
     entries = walk_entries(root, walker, ahead)
-    pairs: list[tuple[Entry, object]] = []
+    pairs: list[tuple[Entry, Any]] = []
     match = cache.match_packed
     isreg = stat.S_ISREG
     for entry in entries:
@@ -60,7 +61,7 @@ def prematch(
 
 def paired(
     root: str, walker: Walker, ahead: WalkAhead | None, pre: Prematched | None
-) -> Iterator[tuple[Entry, object]]:
+) -> Iterator[tuple[Entry, Any]]:
     """``root``'s entries, each with its match if it was matched ahead, else with UNTRIED."""
     if pre is not None and pre.root == root and not pre.used:
         pre.used = True

@@ -9,8 +9,9 @@ A thread cannot take it over: each ``lstat`` gives up the GIL and then waits
 up to the switch interval (5 ms) to get it back from a busy main thread. So
 a small child process (``python -S`` loading ``walker.py`` alone: about 10 ms
 to start) runs the same :class:`~vger.backup.walker.Walker` and streams the
-entries back in walk order, as marshalled batches. The parent rebuilds each
-``os.stat_result`` from all of its fields, exactly as ``lstat`` returned it.
+entries back in walk order, in batches of fixed-size records. The parent
+rebuilds each ``os.stat_result`` from all of its fields, exactly as ``lstat``
+returned it.
 
 The child starts before the config is even read, from a *walk plan*
 remembered from the last run of the same command line in the same folder
@@ -35,7 +36,6 @@ import sys
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from vger.backup.walker import Entry, Walker, WalkError, WalkOptions
@@ -112,6 +112,15 @@ def _options_doc(options: WalkOptions) -> dict[str, Any]:
         "one_file_system": bool(options.one_file_system),
         "git_ignore": bool(options.git_ignore),
     }
+
+
+def _options_from(doc: dict[str, Any]) -> WalkOptions:
+    return WalkOptions(
+        exclude=tuple(doc["exclude"]),
+        exclude_if_present=tuple(doc["exclude_if_present"]),
+        one_file_system=bool(doc["one_file_system"]),
+        git_ignore=bool(doc["git_ignore"]),
+    )
 
 
 class WalkAhead:
@@ -312,19 +321,10 @@ def _plan_key(argv: Sequence[str]) -> str:
     return hashlib.blake2b(json.dumps(where).encode(), digest_size=16).hexdigest()
 
 
-def _plans_path() -> Path | None:
-    from vger.cachedir import cache_root
-
-    try:
-        return cache_root() / PLANS_FILE
-    except Exception:  # no home folder to find a cache in: no plans
-        return None
-
-
 def _read_plans() -> dict[str, Any]:
     from vger.cachedir import read_json_memo
 
-    return read_json_memo(_plans_path())
+    return read_json_memo(PLANS_FILE)
 
 
 def start_early(argv: Sequence[str]) -> None:
@@ -340,14 +340,7 @@ def start_early(argv: Sequence[str]) -> None:
         plan = _read_plans().get(_plan_key(argv))
         if not isinstance(plan, dict):
             return
-        options = WalkOptions(
-            exclude=tuple(plan["options"]["exclude"]),
-            exclude_if_present=tuple(plan["options"]["exclude_if_present"]),
-            one_file_system=bool(plan["options"]["one_file_system"]),
-            git_ignore=bool(plan["options"]["git_ignore"]),
-        )
-        roots = [str(r) for r in plan["roots"]]
-        _early = WalkAhead(roots, options)
+        _early = WalkAhead([str(r) for r in plan["roots"]], _options_from(plan["options"]))
         atexit.register(_discard)
     except Exception:  # a damaged plan file, no interpreter to start, ...: no head start
         _early = None
@@ -399,7 +392,7 @@ def _remember(argv: Sequence[str], roots: Sequence[str], options: WalkOptions, a
     plans.pop(key, None)
     if plan is not None:
         plans[key] = plan  # newest last
-    write_json_memo(_plans_path(), plans, _KEEP_PLANS)
+    write_json_memo(PLANS_FILE, plans, _KEEP_PLANS)
 
 
 def may_walk_early(

@@ -164,19 +164,10 @@ def _parsed_key(text: str) -> str:
     return hashlib.blake2b(f"{__version__}\0{text}".encode(), digest_size=16).hexdigest()
 
 
-def _parsed_path() -> Path | None:
-    from vger.cachedir import cache_root
-
-    try:
-        return cache_root() / _PARSED_FILE
-    except Exception:  # no home folder to find a cache in: no cache
-        return None
-
-
 def _read_parsed() -> dict[str, Any]:
     from vger.cachedir import read_json_memo
 
-    return read_json_memo(_parsed_path())
+    return read_json_memo(_PARSED_FILE)
 
 
 def _write_parsed(key: str, data: dict[str, Any]) -> None:
@@ -185,4 +176,4 @@ def _write_parsed(key: str, data: dict[str, Any]) -> None:
     known = _read_parsed()
     known.pop(key, None)
     known[key] = data
-    write_json_memo(_parsed_path(), known, _KEEP_PARSED)
+    write_json_memo(_PARSED_FILE, known, _KEEP_PARSED)

@@ -7,12 +7,13 @@ picks a vectorised one for the CPU at run time: 752 vs 515 MB/s on an Intel
 Xeon VM. It is not faster everywhere: on an AMD EPYC (Zen 5) VM hashlib's ran
 at 1314 MB/s and libsodium's at 718. So each process races the two on 32 KiB
 at load (well under a millisecond) and keeps the faster; ``VGER_BLAKE2``
-(``libsodium`` or ``hashlib``) overrides the race. The digests are the same function (format.md: BLAKE2b-256,
-keyed or not, no salt or personalisation); a known-answer check against hashlib
-at load guards that, and any failure to load falls back to hashlib. The cffi
-call releases the GIL like hashlib does, so worker threads still run in
-parallel, and memoryviews are hashed in place (PyNaCl's public functions take
-only ``bytes``, which would mean a copy of every chunk).
+(``libsodium`` or ``hashlib``) overrides the race. The digests are the same
+function (format.md: BLAKE2b-256, keyed or not, no salt or personalisation);
+a known-answer check against hashlib at load guards that, and any failure to
+load falls back to hashlib. The cffi call releases the GIL like hashlib does,
+so worker threads still run in parallel, and memoryviews are hashed in place
+(PyNaCl's public functions take only ``bytes``, which would mean a copy of
+every chunk).
 """
 
 from __future__ import annotations
